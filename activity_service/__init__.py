@@ -1,0 +1,63 @@
+"""Activity service: workout sessions, calories and statistics (Flask + pymongo + gRPC)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+from fitness import auth, logs, serving, web
+from fitness.config import load_settings, split_targets
+from fitness.rpc import ServiceClient
+from fitness.v1 import activity_pb2_grpc, user_pb2_grpc
+
+SERVICE_NAME = "activity_service"
+
+DEFAULTS: dict[str, Any] = {
+    "MONGO_URL": "",
+    "HTTP_PORT": 5001,
+    "GRPC_PORT": 50052,
+    "WORKERS": 1,
+    "THREADS": 16,
+}
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the activity service's app; nothing connects to the network until needed."""
+    from activity_service import routes
+    from activity_service.grpc_api import ActivityServicer
+    from activity_service.service import UserDirectory, WorkoutService
+    from activity_service.store import ActivityStore
+
+    settings = load_settings(DEFAULTS, test_config)
+    logs.configure_logging(SERVICE_NAME, settings["LOG_LEVEL"], settings["LOG_FILE"])
+    app = Flask(SERVICE_NAME)
+    app.config.from_mapping(settings)
+    app.config["JWT_SECRET"] = auth.resolve_secret(settings)
+
+    store = ActivityStore(settings["MONGO_URL"], settings["DATA_DIR"])
+    user_client = ServiceClient(
+        split_targets(settings["USER_GRPC_TARGETS"]),
+        user_pb2_grpc.UserServiceStub,
+        timeout=settings["GRPC_TIMEOUT_SECONDS"],
+    )
+    workouts = WorkoutService(store, UserDirectory(user_client))
+    app.extensions.update(store=store, workouts=workouts, user_client=user_client)
+
+    web.init_app(app, ready_check=store.ping)
+    app.register_blueprint(routes.bp)
+    servicer = ActivityServicer(workouts)
+    serving.plan_worker(
+        app,
+        serving.WorkerPlan(
+            grpc_register=[
+                lambda server: activity_pb2_grpc.add_ActivityServiceServicer_to_server(
+                    servicer, server
+                )
+            ],
+            ready_check=store.ping,
+            startup=[store.create_indexes],
+            background=[workouts.report_pending],
+        ),
+    )
+    return app

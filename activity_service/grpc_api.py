@@ -1,0 +1,44 @@
+"""gRPC servicer of the activity service: translate messages, call the same domain service."""
+
+from __future__ import annotations
+
+from activity_service import schemas
+from activity_service.service import WorkoutService
+from fitness.errors import ValidationFailed
+from fitness.v1 import activity_pb2, activity_pb2_grpc
+from fitness.web import validate
+
+
+def workout_message(view: dict) -> activity_pb2.WorkoutResponse:
+    """Return a session view as its protobuf message."""
+    return activity_pb2.WorkoutResponse(
+        session_id=view["session_id"],
+        user_id=view["user_id"],
+        workout_type=view["workout_type"],
+        start_time=view["start_time"],
+        end_time=view["end_time"] or "",
+        duration=view["duration"] or 0.0,
+        calories_burned=view["calories_burned"] or 0.0,
+        status=view["status"],
+    )
+
+
+class ActivityServicer(activity_pb2_grpc.ActivityServiceServicer):
+    def __init__(self, workouts: WorkoutService):
+        self.workouts = workouts
+
+    def StartWorkoutSession(self, request, context):
+        body = validate(
+            schemas.StartBody, {"user_id": request.user_id, "workout_type": request.workout_type}
+        )
+        return workout_message(self.workouts.start(body.user_id, body.workout_type))
+
+    def EndWorkoutSession(self, request, context):
+        if not request.user_id:
+            raise ValidationFailed("user_id is required.", fields={"user_id": "Required."})
+        body = validate(schemas.EndBody, {"end_time": request.end_time or None})
+        view = self.workouts.end(request.session_id, request.user_id, body.end_time)
+        return workout_message(view)
+
+    def GetUserStatistics(self, request, context):
+        return activity_pb2.StatisticsResponse(**self.workouts.statistics(request.user_id))

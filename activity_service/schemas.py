@@ -1,0 +1,43 @@
+"""Request bodies of the activity service, validated with pydantic (unknown fields refused)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from fitness.workouts import WORKOUT_TYPES
+
+MAX_CLOCK_SKEW = dt.timedelta(minutes=5)
+
+
+def _workout_type(value: str) -> str:
+    if value not in WORKOUT_TYPES:
+        raise ValueError(f"Unknown workout type; accepted: {', '.join(WORKOUT_TYPES)}.")
+    return value
+
+
+def parse_timestamp(value: str) -> dt.datetime:
+    """Parse an ISO-8601 timestamp (UTC if it has no offset) that is not in the future."""
+    try:
+        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError("Must be an ISO-8601 timestamp, e.g. 2026-01-31T18:30:00Z.") from None
+    moment = moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment
+    if moment > dt.datetime.now(dt.UTC) + MAX_CLOCK_SKEW:
+        raise ValueError("Must not be in the future.")
+    return moment.astimezone(dt.UTC)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class StartBody(Strict):
+    user_id: Annotated[str, Field(min_length=1, max_length=64)]
+    workout_type: Annotated[str, AfterValidator(_workout_type)]
+
+
+class EndBody(Strict):
+    end_time: Annotated[str, Field(max_length=40), AfterValidator(parse_timestamp)] | None = None

@@ -1,0 +1,257 @@
+"""Workout sessions, calories and statistics: the activity service's domain logic."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import uuid
+from typing import Any
+
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from activity_service.exceptions import SessionAlreadyActive, SessionNotFound, UserNotFound
+from activity_service.store import ActivityStore
+from fitness import workouts
+from fitness.errors import DomainError, NotFound, PermissionDenied, Unavailable, ValidationFailed
+from fitness.rpc import ServiceClient
+from fitness.v1 import user_pb2
+
+log = logging.getLogger(__name__)
+
+REPORT_INTERVAL_SECONDS = 5.0
+REPORT_BATCH = 100
+
+
+def utcnow() -> dt.datetime:
+    """Return the current time in UTC, to the millisecond (what BSON dates keep)."""
+    now = dt.datetime.now(dt.UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def _as_utc(moment: dt.datetime) -> dt.datetime:
+    return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment
+
+
+def session_view(doc: dict[str, Any]) -> dict[str, Any]:
+    """Return a session document in the API's shape (times ISO-8601, duration in minutes)."""
+    end_time = doc.get("end_time")
+    return {
+        "session_id": doc["_id"],
+        "user_id": doc["user_id"],
+        "workout_type": doc["workout_type"],
+        "status": doc["status"],
+        "start_time": _as_utc(doc["start_time"]).isoformat(),
+        "end_time": _as_utc(end_time).isoformat() if end_time else None,
+        "duration": doc.get("duration"),
+        "calories_burned": doc.get("calories_burned"),
+    }
+
+
+class UserDirectory:
+    """What the activity service asks of the user service, over gRPC."""
+
+    def __init__(self, client: ServiceClient):
+        self.client = client
+
+    def weight_kg(self, user_id: str) -> tuple[float, str]:
+        """Return the user's weight and where it came from ("profile" or "default")."""
+        try:
+            user = self.client.call("GetUser", user_pb2.GetUserRequest(user_id=user_id))
+        except NotFound:
+            raise UserNotFound(user_id) from None
+        except Unavailable as exc:
+            log.warning("using the default body weight: %s", exc.message)
+            return workouts.DEFAULT_BODY_WEIGHT_KG, "default"
+        if user.weight_kg > 0:
+            return user.weight_kg, "profile"
+        return workouts.DEFAULT_BODY_WEIGHT_KG, "default"
+
+    def record_workout(self, doc: dict[str, Any]) -> None:
+        """Count an ended session towards the owner's goals (idempotent on the session id)."""
+        request = user_pb2.RecordWorkoutRequest(
+            session_id=doc["_id"],
+            user_id=doc["user_id"],
+            workout_type=doc["workout_type"],
+            duration_minutes=doc["duration"],
+            calories_burned=doc["calories_burned"],
+            ended_at=_as_utc(doc["end_time"]).isoformat(),
+        )
+        self.client.call("RecordWorkout", request)
+
+
+class WorkoutService:
+    """Start and end workout sessions; report finished ones to the user service."""
+
+    def __init__(self, store: ActivityStore, users: UserDirectory):
+        self.store = store
+        self.users = users
+
+    def start(self, user_id: str, workout_type: str) -> dict[str, Any]:
+        """Start a session; a user has at most one active session at a time."""
+        weight_kg, weight_source = self.users.weight_kg(user_id)
+        session_id = str(uuid.uuid4())
+        self._claim_active_slot(user_id, session_id)
+        now = utcnow()
+        doc = {
+            "_id": session_id,
+            "user_id": user_id,
+            "workout_type": workout_type,
+            "status": "active",
+            "start_time": now,
+            "weight_kg": weight_kg,
+            "weight_source": weight_source,
+            "progress_reported": False,
+            "created_at": now,
+            "updated_at": now,
+        }
+        try:
+            self.store.sessions.insert_one(doc)
+        except Exception:
+            self.store.active_sessions.delete_one({"_id": user_id, "session_id": session_id})
+            raise
+        log.info("workout started", extra={"user.id": user_id, "session.id": session_id})
+        return session_view(doc)
+
+    def _claim_active_slot(self, user_id: str, session_id: str) -> None:
+        try:
+            self.store.active_sessions.insert_one({"_id": user_id, "session_id": session_id})
+            return
+        except DuplicateKeyError:
+            pass
+        holder = self.store.active_sessions.find_one({"_id": user_id}) or {}
+        current = self.store.sessions.find_one({"_id": holder.get("session_id")})
+        if current is not None and current["status"] == "active":
+            raise SessionAlreadyActive(current["_id"])
+        # The slot outlived its session (a crash between ending it and freeing the slot).
+        taken = self.store.active_sessions.find_one_and_update(
+            {"_id": user_id, "session_id": holder.get("session_id")},
+            {"$set": {"session_id": session_id}},
+        )
+        if taken is None:
+            raise SessionAlreadyActive(self._active_session_id(user_id))
+
+    def _active_session_id(self, user_id: str) -> str:
+        holder = self.store.active_sessions.find_one({"_id": user_id}) or {}
+        return holder.get("session_id", "")
+
+    def end(self, session_id: str, caller_id: str, end_time: dt.datetime | None) -> dict[str, Any]:
+        """End a session; ending it again returns the first result and counts once."""
+        doc = self._owned_session(session_id, caller_id)
+        if doc["status"] == "ended":
+            return session_view(doc)
+        end_time = end_time or utcnow()
+        start_time = _as_utc(doc["start_time"])
+        if end_time < start_time:
+            raise ValidationFailed(
+                "end_time is before the session's start.",
+                fields={"end_time": f"Must be at or after {start_time.isoformat()}."},
+            )
+        duration = round((end_time - start_time).total_seconds() / 60.0, 2)
+        calories = workouts.calories_burned(doc["workout_type"], doc["weight_kg"], duration)
+        ended = self.store.sessions.find_one_and_update(
+            {"_id": session_id, "status": "active"},
+            {
+                "$set": {
+                    "status": "ended",
+                    "end_time": end_time,
+                    "duration": duration,
+                    "calories_burned": calories,
+                    "updated_at": utcnow(),
+                }
+            },
+            return_document=ReturnDocument.AFTER,
+        )
+        if ended is None:  # another request ended it first: return what that one stored
+            return session_view(self._owned_session(session_id, caller_id))
+        self.store.active_sessions.delete_one({"_id": doc["user_id"], "session_id": session_id})
+        log.info("workout ended", extra={"user.id": caller_id, "session.id": session_id})
+        self.report(ended)
+        return session_view(ended)
+
+    def _owned_session(self, session_id: str, caller_id: str) -> dict[str, Any]:
+        doc = self.store.sessions.find_one({"_id": session_id})
+        if doc is None:
+            raise SessionNotFound(session_id)
+        if doc["user_id"] != caller_id:
+            raise PermissionDenied("This workout session belongs to another user.")
+        return doc
+
+    def get(self, session_id: str, caller_id: str) -> dict[str, Any]:
+        """Return one of the caller's sessions."""
+        return session_view(self._owned_session(session_id, caller_id))
+
+    def list(self, user_id: str, limit: int, offset: int) -> dict[str, Any]:
+        """Return a page of the user's sessions, newest first, with the total count."""
+        docs = self.store.sessions.find(
+            {"user_id": user_id}, sort=[("start_time", -1)], skip=offset, limit=limit
+        )
+        total = self.store.sessions.count_documents({"user_id": user_id})
+        return {
+            "workouts": [session_view(doc) for doc in docs],
+            "total": total,
+            "limit": limit,
+            "offset": offset,
+        }
+
+    def statistics(self, user_id: str) -> dict[str, Any]:
+        """Return totals over the user's ended sessions, computed by the database."""
+        rows = list(
+            self.store.sessions.aggregate(
+                [
+                    {"$match": {"user_id": user_id, "status": "ended"}},
+                    {
+                        "$group": {
+                            "_id": None,
+                            "total_workouts": {"$sum": 1},
+                            "total_duration": {"$sum": "$duration"},
+                            "total_calories_burned": {"$sum": "$calories_burned"},
+                        }
+                    },
+                ]
+            )
+        )
+        totals = rows[0] if rows else {}
+        count = totals.get("total_workouts", 0)
+        duration = round(totals.get("total_duration", 0.0), 2)
+        return {
+            "total_workouts": count,
+            "total_duration": duration,
+            "total_calories_burned": round(totals.get("total_calories_burned", 0.0), 1),
+            "average_session_duration": round(duration / count, 2) if count else 0.0,
+        }
+
+    def report(self, doc: dict[str, Any]) -> bool:
+        """Report an ended session to the user service; on failure the outbox loop retries."""
+        try:
+            self.users.record_workout(doc)
+        except DomainError as exc:
+            log.warning(
+                "progress report for %s failed, will retry: %s",
+                doc["_id"],
+                exc.message,
+                extra={"session.id": doc["_id"]},
+            )
+            return False
+        self.store.sessions.update_one(
+            {"_id": doc["_id"]}, {"$set": {"progress_reported": True, "updated_at": utcnow()}}
+        )
+        return True
+
+    def report_pending(self, stopped: threading.Event) -> None:
+        """Re-send ended sessions whose progress report failed, until ``stopped`` is set."""
+        while not stopped.wait(REPORT_INTERVAL_SECONDS):
+            try:
+                self.report_pending_once()
+            except Exception:  # keep the loop alive through store outages; they are logged
+                log.exception("progress outbox pass failed")
+
+    def report_pending_once(self) -> int:
+        """Report every pending ended session once; return how many were delivered."""
+        settle_before = utcnow() - dt.timedelta(seconds=REPORT_INTERVAL_SECONDS)
+        pending = self.store.sessions.find(
+            {"status": "ended", "progress_reported": False, "updated_at": {"$lt": settle_before}},
+            limit=REPORT_BATCH,
+        )
+        return sum(1 for doc in pending if self.report(doc))

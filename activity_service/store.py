@@ -1,0 +1,46 @@
+"""Where workout sessions live: MongoDB collections (real or embedded) and their indexes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pymongo
+
+from fitness import mongo
+
+DATABASE_NAME = "activity"
+
+
+class ActivityStore:
+    """The activity database's collections, created lazily so the factory does no I/O."""
+
+    def __init__(self, url: str, data_dir: str):
+        self._url = url
+        self._data_dir = data_dir
+        self._db: Any = None
+
+    @property
+    def db(self) -> Any:
+        if self._db is None:
+            self._db = mongo.connect(self._url, self._data_dir, DATABASE_NAME)
+        return self._db
+
+    @property
+    def sessions(self) -> Any:
+        """Workout sessions, one document each, keyed by session id."""
+        return self.db["sessions"]
+
+    @property
+    def active_sessions(self) -> Any:
+        """One document per user with an active session: a unique _id makes start atomic."""
+        return self.db["active_sessions"]
+
+    def create_indexes(self) -> None:
+        """Create the indexes queries rely on (idempotent; run at start-up)."""
+        self.sessions.create_index([("user_id", pymongo.ASCENDING), ("start_time", -1)])
+        self.sessions.create_index([("status", 1), ("progress_reported", 1)])
+        self.sessions.create_index([("updated_at", pymongo.ASCENDING)])
+
+    def ping(self) -> None:
+        """Raise unless the store answers."""
+        mongo.ping(self.db)

@@ -1,0 +1,1 @@
+"""The whole system as local processes: what ``make up`` runs and what integration tests start."""

@@ -1,0 +1,53 @@
+"""``python -m devstack up``: run the whole system locally until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from pathlib import Path
+
+from devstack.stack import LocalStack
+from fitness.config import load_settings
+
+
+def _print_summary(stack: LocalStack) -> None:
+    print("\nFitness Goal Tracker is up. Data and logs:", stack.data_dir)
+    print(f"{'process':<22} {'HTTP':<28} {'gRPC':<18} log")
+    for replica in stack.replicas:
+        log_path = stack.log_path(replica.name)
+        print(f"{replica.name:<22} {replica.url:<28} {replica.grpc_target:<18} {log_path}")
+    print("\nPress Ctrl-C to stop everything.", flush=True)
+
+
+def _watch(stack: LocalStack) -> None:
+    """Restart a replica that died, like a process supervisor would."""
+    while True:
+        time.sleep(1)
+        for replica in stack.replicas:
+            if stack.processes[replica.name].poll() is not None:
+                print(f"{replica.name} exited; restarting it", flush=True)
+                stack.start_replica(replica)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m devstack")
+    parser.add_argument("command", choices=["up"])
+    parser.parse_args()
+    stack = LocalStack(Path(load_settings({})["DATA_DIR"]))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        stack.start()
+        _print_summary(stack)
+        _watch(stack)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        print("\nStopping…", flush=True)
+        stack.stop()
+        print("Stopped.", flush=True)
+
+
+if __name__ == "__main__":
+    main()

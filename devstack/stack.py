@@ -1,0 +1,152 @@
+"""Start, watch and stop the local stack: every replica of every service as a real process."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+log = logging.getLogger(__name__)
+
+READY_TIMEOUT_SECONDS = 60.0
+STOP_TIMEOUT_SECONDS = 15.0
+
+
+@dataclass(frozen=True)
+class Replica:
+    """One replica: which service, its name and its ports."""
+
+    service: str
+    name: str
+    http_port: int
+    grpc_port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def grpc_target(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+
+def default_replicas() -> list[Replica]:
+    """Return the documented local topology: two replicas of each service."""
+    return [
+        Replica("user_service", "user_service-1", 5000, 50051),
+        Replica("user_service", "user_service-2", 5010, 50061),
+        Replica("activity_service", "activity_service-1", 5001, 50052),
+        Replica("activity_service", "activity_service-2", 5011, 50062),
+    ]
+
+
+@dataclass
+class LocalStack:
+    """The replicas of both services sharing one data directory."""
+
+    data_dir: Path
+    replicas: list[Replica] = field(default_factory=default_replicas)
+    extra_env: dict[str, str] = field(default_factory=dict)
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    def env(self) -> dict[str, str]:
+        """Return the environment every process of the stack gets."""
+        env = dict(os.environ)
+        env.update(
+            FITNESS_DATA_DIR=str(self.data_dir),
+            FITNESS_USER_GRPC_TARGETS=self._targets("user_service"),
+            FITNESS_ACTIVITY_GRPC_TARGETS=self._targets("activity_service"),
+            PYTHONUNBUFFERED="1",
+        )
+        env.update(self.extra_env)
+        return env
+
+    def _targets(self, service: str) -> str:
+        return ",".join(r.grpc_target for r in self.replicas if r.service == service)
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    def log_path(self, name: str) -> Path:
+        """Return the file a process of the stack writes its JSON log lines to."""
+        return self.log_dir / f"{name}.log"
+
+    def migrate(self) -> None:
+        """Create or upgrade the user database before any replica starts."""
+        subprocess.run(
+            [sys.executable, "-m", "user_service", "migrate"],
+            env=self.env(),
+            check=True,
+            timeout=120,
+            stdout=subprocess.DEVNULL,
+        )
+
+    def start(self) -> None:
+        """Migrate, start every replica and wait until all are ready."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.migrate()
+        for replica in self.replicas:
+            self.start_replica(replica)
+        for replica in self.replicas:
+            self.wait_ready(replica)
+
+    def start_replica(self, replica: Replica) -> subprocess.Popen:
+        """Start one replica (again) as a process of its own."""
+        command = [sys.executable, "-m", replica.service, "serve"]
+        command += ["--http-port", str(replica.http_port)]
+        command += ["--grpc-port", str(replica.grpc_port)]
+        with self.log_path(replica.name).open("ab") as log_file:
+            process = subprocess.Popen(
+                command,
+                env=self.env(),
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.processes[replica.name] = process
+        return process
+
+    def wait_ready(self, replica: Replica, timeout: float = READY_TIMEOUT_SECONDS) -> None:
+        """Wait until ``replica`` answers its readiness check, or raise."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            process = self.processes.get(replica.name)
+            if process is not None and process.poll() is not None:
+                raise RuntimeError(f"{replica.name} exited; see {self.log_path(replica.name)}")
+            try:
+                if requests.get(f"{replica.url}/status/ready", timeout=1).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"{replica.name} not ready after {timeout}s")
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        """Send ``sig`` to a replica's whole process group and wait for it to go."""
+        process = self.processes[name]
+        if process.poll() is None:
+            os.killpg(process.pid, sig)
+            process.wait(timeout=STOP_TIMEOUT_SECONDS)
+
+    def stop(self) -> None:
+        """Stop every process gracefully (SIGTERM), killing what does not stop in time."""
+        for process in self.processes.values():
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        self.processes.clear()

@@ -1,0 +1,89 @@
+"""Login tokens: signed JWTs that expire, checked the same way by every service."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import secrets
+from functools import wraps
+from pathlib import Path
+
+import jwt
+from flask import current_app, g, request
+
+from fitness.errors import AuthenticationFailed, PermissionDenied
+
+ALGORITHM = "HS256"
+ISSUER = "fitness-goal-tracker"
+
+
+def resolve_secret(settings: dict) -> str:
+    """Return the token secret from config, or the data directory's own one in development.
+
+    Production must configure ``FITNESS_JWT_SECRET``; locally every process that shares the data
+    directory shares a random secret kept there, so tokens survive restarts with no set-up.
+    """
+    if settings.get("JWT_SECRET"):
+        return settings["JWT_SECRET"]
+    if settings.get("ENV") == "production":
+        raise RuntimeError("FITNESS_JWT_SECRET must be set when FITNESS_ENV=production")
+    path = Path(settings["DATA_DIR"]) / "secrets" / "jwt_secret"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+def issue_token(user_id: str, secret: str, ttl_seconds: int) -> str:
+    """Return a signed token for ``user_id`` that expires after ``ttl_seconds``."""
+    now = dt.datetime.now(dt.UTC)
+    claims = {"sub": user_id, "iat": now, "exp": now + dt.timedelta(seconds=ttl_seconds)}
+    claims["iss"] = ISSUER
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+def verify_token(token: str, secret: str) -> str:
+    """Return the user id of a valid token or raise ``AuthenticationFailed``."""
+    try:
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=[ALGORITHM],
+            issuer=ISSUER,
+            options={"require": ["exp", "sub", "iat"]},
+        )
+    except jwt.ExpiredSignatureError:
+        raise AuthenticationFailed("The token has expired; log in again.") from None
+    except jwt.InvalidTokenError:
+        raise AuthenticationFailed("The token is invalid.") from None
+    return str(claims["sub"])
+
+
+def bearer_token() -> str:
+    """Return the request's bearer token or raise ``AuthenticationFailed``."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthenticationFailed("Send 'Authorization: Bearer <token>' from /users/login.")
+    return token.strip()
+
+
+def login_required(view):
+    """Reject requests without a valid token; the caller's id is then ``g.user_id``."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        g.user_id = verify_token(bearer_token(), current_app.config["JWT_SECRET"])
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def ensure_self(user_id: str) -> None:
+    """Raise ``PermissionDenied`` unless the caller is ``user_id``."""
+    if g.get("user_id") != user_id:
+        raise PermissionDenied("You can only act on your own data.")

@@ -1,0 +1,44 @@
+"""The command line every service shares: ``python -m <service> serve``."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask
+
+from fitness import logs, serving
+from fitness.config import load_settings
+
+
+def service_parser(
+    name: str, defaults: dict[str, Any]
+) -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
+    """Return a parser with the ``serve`` command and its sub-commands, to add more to."""
+    settings = load_settings(defaults)
+    parser = argparse.ArgumentParser(prog=f"python -m {name}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve HTTP and gRPC (one replica)")
+    serve.add_argument("--host", default="0.0.0.0")
+    serve.set_defaults(prog_name=name)
+    serve.add_argument("--http-port", type=int, default=settings["HTTP_PORT"])
+    serve.add_argument("--grpc-port", type=int, default=settings["GRPC_PORT"])
+    serve.add_argument("--workers", type=int, default=settings["WORKERS"])
+    serve.add_argument("--threads", type=int, default=settings["THREADS"])
+    return parser, commands
+
+
+def run_serve(args: argparse.Namespace, create_app: Callable[[], Flask]) -> None:
+    """Serve one replica as ``args`` say."""
+    settings = load_settings({})
+    # The gunicorn master logs too (worker boots and exits); workers reconfigure in create_app.
+    logs.configure_logging(f"{args.prog_name}", settings["LOG_LEVEL"], settings["LOG_FILE"])
+    serving.serve(
+        create_app,
+        http_port=args.http_port,
+        grpc_port=args.grpc_port,
+        workers=args.workers,
+        threads=args.threads,
+        host=args.host,
+    )

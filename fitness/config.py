@@ -1,0 +1,56 @@
+"""Configuration: defaults in code, overridden by ``FITNESS_*`` environment variables.
+
+Every process reads its settings through :func:`load_settings` so that the same variable means the
+same thing everywhere (the README lists them all).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "FITNESS_"
+
+COMMON_DEFAULTS: dict[str, Any] = {
+    "ENV": "development",
+    "DATA_DIR": "data",
+    "LOG_LEVEL": "INFO",
+    "LOG_FILE": "",
+    "JWT_SECRET": "",
+    "JWT_TTL_SECONDS": 3600,
+    "GRPC_TIMEOUT_SECONDS": 3.0,
+    "MAX_BODY_BYTES": 64 * 1024,
+    "USER_GRPC_TARGETS": "127.0.0.1:50051,127.0.0.1:50061",
+    "ACTIVITY_GRPC_TARGETS": "127.0.0.1:50052,127.0.0.1:50062",
+}
+
+
+def _coerce(raw: str, default: Any) -> Any:
+    """Convert an environment string to the type of its default."""
+    if isinstance(default, bool):
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    if isinstance(default, int):
+        return int(raw)
+    if isinstance(default, float):
+        return float(raw)
+    return raw
+
+
+def load_settings(
+    defaults: dict[str, Any], overrides: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Return defaults (common + the caller's), then ``FITNESS_*`` variables, then overrides."""
+    merged = {**COMMON_DEFAULTS, **defaults}
+    settings = {}
+    for key, default in merged.items():
+        raw = os.environ.get(ENV_PREFIX + key)
+        settings[key] = default if raw is None else _coerce(raw, default)
+    settings.update(overrides or {})
+    settings["DATA_DIR"] = str(Path(settings["DATA_DIR"]).resolve())
+    return settings
+
+
+def split_targets(value: str) -> list[str]:
+    """Split a comma-separated list of ``host:port`` targets."""
+    return [part.strip() for part in value.split(",") if part.strip()]

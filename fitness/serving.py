@@ -1,0 +1,141 @@
+"""Run one service replica: Flask over gunicorn, with its gRPC server inside each worker.
+
+The gRPC server is started in gunicorn's ``post_worker_init`` hook, i.e. after the fork, because
+gRPC servers and channels created before a fork hang (grpc ``doc/fork_support.md``). Several
+workers share the gRPC port through SO_REUSEPORT, as they share the HTTP socket.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Flask
+from gunicorn import glogging
+from gunicorn.app.base import BaseApplication
+
+from fitness import rpc
+
+log = logging.getLogger(__name__)
+
+READINESS_INTERVAL_SECONDS = 5.0
+GRPC_GRACE_SECONDS = 5.0
+
+
+@dataclass
+class WorkerPlan:
+    """What each worker starts after the fork: start-up steps, gRPC servicers, background loops.
+
+    ``background`` callables take a ``threading.Event`` and return when it is set.
+    """
+
+    grpc_register: list[Callable[[Any], None]]
+    ready_check: Callable[[], None]
+    startup: list[Callable[[], None]] = field(default_factory=list)
+    background: list[Callable[[threading.Event], None]] = field(default_factory=list)
+
+
+def plan_worker(app: Flask, plan: WorkerPlan) -> None:
+    """Record what ``serve`` starts in each worker of ``app``."""
+    app.extensions["worker_plan"] = plan
+
+
+class _JsonGunicornLogger(glogging.Logger):
+    """Hand gunicorn's messages to the root logger, which writes ECS JSON."""
+
+    def setup(self, cfg):
+        super().setup(cfg)
+        for logger in (self.error_log, self.access_log):
+            logger.handlers = []
+            logger.propagate = True
+
+
+class _GrpcInWorker:
+    """What one worker runs beside HTTP: its gRPC server, health updates, background loops."""
+
+    def __init__(self, plan: WorkerPlan, port: int):
+        self.plan = plan
+        self.server, self.port, self.health = rpc.create_server(port, plan.grpc_register)
+        self.stopped = threading.Event()
+
+    def start(self) -> None:
+        for step in self.plan.startup:
+            step()
+        self.server.start()
+        self._check_ready()
+        loops = [self._watch_readiness, *self.plan.background]
+        for loop in loops:
+            name = getattr(loop, "__name__", "background")
+            threading.Thread(target=loop, args=(self.stopped,), name=name, daemon=True).start()
+        log.info("gRPC server listening on port %s", self.port)
+
+    def _check_ready(self) -> None:
+        try:
+            self.plan.ready_check()
+            rpc.set_serving(self.health, True)
+        except Exception as exc:  # the store being down makes us NOT_SERVING, not crash
+            log.warning("not ready: %s", exc)
+            rpc.set_serving(self.health, False)
+
+    def _watch_readiness(self, stopped: threading.Event) -> None:
+        while not stopped.wait(READINESS_INTERVAL_SECONDS):
+            self._check_ready()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        rpc.set_serving(self.health, False)
+        self.server.stop(GRPC_GRACE_SECONDS).wait()
+
+
+class _ServiceApplication(BaseApplication):
+    def __init__(self, app_factory: Callable[[], Flask], grpc_port: int, options: dict[str, Any]):
+        self._app_factory = app_factory
+        self._grpc_port = grpc_port
+        self._options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self._options.items():
+            self.cfg.set(key, value)
+        self.cfg.set("logger_class", _JsonGunicornLogger)
+        self.cfg.set("post_worker_init", self._post_worker_init)
+        self.cfg.set("worker_exit", self._worker_exit)
+
+    def load(self) -> Flask:
+        return self._app_factory()
+
+    def _post_worker_init(self, worker) -> None:
+        worker.grpc_server = _GrpcInWorker(worker.wsgi.extensions["worker_plan"], self._grpc_port)
+        worker.grpc_server.start()
+
+    @staticmethod
+    def _worker_exit(_arbiter, worker) -> None:
+        grpc_server = getattr(worker, "grpc_server", None)
+        if grpc_server is not None:
+            grpc_server.stop()
+
+
+def serve(
+    app_factory: Callable[[], Flask],
+    http_port: int,
+    grpc_port: int,
+    workers: int = 1,
+    threads: int = 16,
+    host: str = "0.0.0.0",
+) -> None:
+    """Serve ``app_factory``'s app over HTTP on ``http_port`` and its gRPC API on ``grpc_port``."""
+    options = {
+        "bind": f"{host}:{http_port}",
+        "workers": workers,
+        "worker_class": "gthread",
+        "threads": threads,
+        "timeout": 60,
+        "graceful_timeout": 10,
+        "keepalive": 5,
+        "control_socket_disable": True,
+        "accesslog": None,
+    }
+    _ServiceApplication(app_factory, grpc_port, options).run()

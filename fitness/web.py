@@ -1,0 +1,151 @@
+"""Flask plumbing every service shares: correlation ids, request logs, JSON errors, body parsing."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import pydantic
+from flask import Flask, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from fitness import logs
+from fitness.errors import DomainError, ValidationFailed
+
+log = logging.getLogger(__name__)
+
+Model = TypeVar("Model", bound=pydantic.BaseModel)
+
+
+def init_app(app: Flask, ready_check: Callable[[], None]) -> None:
+    """Install request logging, the JSON error shape and the health routes on ``app``."""
+    app.config["MAX_CONTENT_LENGTH"] = app.config.get("MAX_BODY_BYTES", 64 * 1024)
+    app.json.sort_keys = False
+    app.before_request(_start_request)
+    app.after_request(_finish_request)
+    app.teardown_request(_reset_request)
+    app.register_error_handler(DomainError, _domain_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected_error)
+    _add_health_routes(app, ready_check)
+
+
+def _start_request() -> None:
+    g.started = time.perf_counter()
+    g.correlation_id = logs.clean_correlation_id(request.headers.get(logs.CORRELATION_HEADER))
+    g.correlation_token = logs.set_correlation_id(g.correlation_id)
+
+
+def _finish_request(response):
+    response.headers[logs.CORRELATION_HEADER] = g.get("correlation_id", "")
+    duration_ns = int((time.perf_counter() - g.get("started", time.perf_counter())) * 1e9)
+    log.info(
+        "%s %s %s",
+        request.method,
+        request.path,
+        response.status_code,
+        extra={
+            "event.kind": "event",
+            "event.category": "web",
+            "event.duration": duration_ns,
+            "http.request.method": request.method,
+            "http.response.status_code": response.status_code,
+            "url.path": request.path,
+            "client.ip": request.remote_addr,
+        },
+    )
+    return response
+
+
+def _reset_request(_exc: BaseException | None) -> None:
+    token = g.pop("correlation_token", None)
+    if token is not None:
+        logs.reset_correlation_id(token)
+
+
+def error_response(status: int, code: str, message: str, fields: dict | None = None):
+    """Return the one JSON error shape with ``status``."""
+    return DomainError(message, fields, code=code).to_dict(), status
+
+
+def _domain_error(error: DomainError):
+    return error.to_dict(), error.http_status
+
+
+def _http_error(error: HTTPException):
+    code = (error.name or "error").lower().replace(" ", "_")
+    return error_response(error.code or 500, code, error.description or error.name)
+
+
+def _unexpected_error(error: Exception):
+    log.exception("unhandled error: %s", error)
+    return error_response(500, "internal_error", "Something went wrong on our side; try again.")
+
+
+def _add_health_routes(app: Flask, ready_check: Callable[[], None]) -> None:
+    @app.get("/status")
+    def status():
+        return {"status": "ok", "service": app.name}
+
+    @app.get("/status/ready")
+    def ready():
+        try:
+            ready_check()
+        except Exception as exc:  # any failure of the store means "not ready", never a 500
+            log.warning("readiness check failed: %s", exc)
+            return {"status": "unavailable", "service": app.name, "reason": str(exc)}, 503
+        return {"status": "ready", "service": app.name}
+
+
+def parse_body(model: type[Model]) -> Model:
+    """Validate the request's JSON object against ``model`` or raise ``ValidationFailed``."""
+    payload = request.get_json(silent=True, force=True)
+    if not isinstance(payload, dict):
+        raise ValidationFailed("The request body must be a JSON object.", code="invalid_json")
+    return validate(model, payload)
+
+
+def validate(model: type[Model], payload: Any) -> Model:
+    """Validate ``payload`` against ``model``, naming every bad field in the error."""
+    try:
+        return model.model_validate(payload)
+    except pydantic.ValidationError as exc:
+        raise ValidationFailed(
+            "Some fields are missing or invalid.", fields=_field_errors(exc)
+        ) from None
+
+
+def _field_errors(exc: pydantic.ValidationError) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for err in exc.errors(include_url=False, include_input=False):
+        name = ".".join(str(part) for part in err["loc"]) or "body"
+        message = err["msg"]
+        if err["type"] == "extra_forbidden":
+            message = "Unknown field."
+        fields.setdefault(name, message.removeprefix("Value error, "))
+    return fields
+
+
+def page_args(default_limit: int = 20, max_limit: int = 100) -> tuple[int, int]:
+    """Return (limit, offset) from the query string, rejecting bad values with a 400."""
+    fields = {}
+    values = {}
+    for name, default, low, high in (
+        ("limit", default_limit, 1, max_limit),
+        ("offset", 0, 0, 10**9),
+    ):
+        raw = request.args.get(name, str(default))
+        if not raw.isdigit() or not low <= int(raw) <= high:
+            fields[name] = f"Must be a whole number from {low} to {high}."
+        else:
+            values[name] = int(raw)
+    if fields:
+        raise ValidationFailed("Bad paging parameters.", fields=fields)
+    return values["limit"], values["offset"]
+
+
+def json_response(body: Any, status: int = 200):
+    """Return ``body`` as JSON with ``status``."""
+    return jsonify(body), status

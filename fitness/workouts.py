@@ -1,0 +1,32 @@
+"""Workout types and their MET values, the vocabulary both services share.
+
+MET (metabolic equivalent of task) values from the 2011 Compendium of Physical Activities
+(Ainsworth et al., Med Sci Sports Exerc 43(8):1575-81; https://pacompendium.com), taking the
+"general" or moderate entry of each activity. Calories = MET x body weight (kg) x hours.
+"""
+
+from __future__ import annotations
+
+WORKOUT_METS: dict[str, float] = {
+    "running": 9.8,  # 12110: running, 6 mph (10 min/mile)
+    "cycling": 7.5,  # 01015: bicycling, general
+    "swimming": 5.8,  # 18310: swimming laps, freestyle, light/moderate effort
+    "walking": 4.3,  # 17200: walking, 3.5 mph, level, brisk
+    "hiking": 6.0,  # 17080: hiking, cross country
+    "strength": 6.0,  # 02050: resistance training, vigorous effort
+    "hiit": 8.0,  # 02040: circuit training, vigorous, minimal rest
+    "rowing": 7.0,  # 02070: rowing, stationary, moderate effort
+    "yoga": 2.5,  # 02150: yoga, hatha
+    "elliptical": 5.0,  # 02048: elliptical trainer, moderate effort
+    "dancing": 7.3,  # 03015: aerobic dance, general
+}
+
+WORKOUT_TYPES: tuple[str, ...] = tuple(sorted(WORKOUT_METS))
+
+DEFAULT_BODY_WEIGHT_KG = 70.0
+"""Used for calories when a user has not given a weight (a common adult reference weight)."""
+
+
+def calories_burned(workout_type: str, weight_kg: float, duration_minutes: float) -> float:
+    """Return the calories burned by ``weight_kg`` doing ``workout_type`` for the duration."""
+    return round(WORKOUT_METS[workout_type] * weight_kg * duration_minutes / 60.0, 1)

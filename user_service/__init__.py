@@ -1,0 +1,54 @@
+"""User service: accounts, login tokens, goals and goal progress (Flask + SQLAlchemy + gRPC)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+from fitness import auth, logs, serving, web
+from fitness.config import load_settings
+from fitness.v1 import user_pb2_grpc
+
+SERVICE_NAME = "user_service"
+
+DEFAULTS: dict[str, Any] = {
+    "DATABASE_URL": "",
+    "HTTP_PORT": 5000,
+    "GRPC_PORT": 50051,
+    "WORKERS": 1,
+    "THREADS": 16,
+}
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the user service's app; nothing connects to the network until a request."""
+    from user_service import db, routes
+    from user_service.grpc_api import UserServicer
+    from user_service.service import AccountService, GoalService
+
+    settings = load_settings(DEFAULTS, test_config)
+    logs.configure_logging(SERVICE_NAME, settings["LOG_LEVEL"], settings["LOG_FILE"])
+    app = Flask(SERVICE_NAME)
+    app.config.from_mapping(settings)
+    app.config["JWT_SECRET"] = auth.resolve_secret(settings)
+    app.config["DATABASE_URL"] = settings["DATABASE_URL"] or db.default_url(settings["DATA_DIR"])
+
+    database = db.Database(app.config["DATABASE_URL"])
+    accounts = AccountService(database, app.config["JWT_SECRET"], settings["JWT_TTL_SECONDS"])
+    goals = GoalService(database)
+    app.extensions.update(database=database, accounts=accounts, goals=goals)
+
+    web.init_app(app, ready_check=database.ping)
+    app.register_blueprint(routes.bp)
+    servicer = UserServicer(accounts, goals)
+    serving.plan_worker(
+        app,
+        serving.WorkerPlan(
+            grpc_register=[
+                lambda server: user_pb2_grpc.add_UserServiceServicer_to_server(servicer, server)
+            ],
+            ready_check=database.ping,
+        ),
+    )
+    return app

@@ -1,0 +1,106 @@
+"""gRPC servicer of the user service: translate messages, call the same domain services."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from fitness.errors import ValidationFailed
+from fitness.v1 import user_pb2, user_pb2_grpc
+from fitness.web import validate
+from user_service import schemas
+from user_service.service import AccountService, FinishedWorkout, GoalService
+
+
+def goal_message(view: dict) -> user_pb2.GoalResponse:
+    """Return a goal view as its protobuf message."""
+    return user_pb2.GoalResponse(
+        goal_id=view["goal_id"],
+        user_id=view["user_id"],
+        goal_type=view["goal_type"],
+        target_value=view["target_value"],
+        target_date=view["target_date"],
+        current_progress=view["current_progress"],
+        achieved=view["achieved"],
+        achieved_at=view["achieved_at"] or "",
+        workout_type=view["workout_type"] or "",
+        status=view["status"],
+    )
+
+
+def user_message(view: dict) -> user_pb2.UserResponse:
+    """Return a profile view as its protobuf message."""
+    return user_pb2.UserResponse(
+        user_id=view["user_id"],
+        username=view["username"],
+        email=view["email"],
+        weight_kg=view["weight_kg"] or 0.0,
+        created_at=view["created_at"],
+    )
+
+
+def _parse_time(value: str) -> dt.datetime:
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise ValidationFailed("ended_at must be an ISO-8601 timestamp.") from None
+    return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment
+
+
+class UserServicer(user_pb2_grpc.UserServiceServicer):
+    def __init__(self, accounts: AccountService, goals: GoalService):
+        self.accounts = accounts
+        self.goals = goals
+
+    def RegisterUser(self, request, context):
+        body = {"username": request.username, "email": request.email}
+        body["password"] = request.password
+        if request.weight_kg:
+            body["weight_kg"] = request.weight_kg
+        return user_message(self.accounts.register(validate(schemas.RegisterBody, body)))
+
+    def GetUser(self, request, context):
+        return user_message(self.accounts.profile(request.user_id))
+
+    def GetUserGoal(self, request, context):
+        return goal_message(self.goals.get(request.user_id, request.goal_id))
+
+    def ListUserGoals(self, request, context):
+        goals = [goal_message(view) for view in self.goals.list(request.user_id)]
+        return user_pb2.ListGoalsResponse(goals=goals)
+
+    def CreateGoal(self, request, context):
+        body = {
+            "goal_type": request.goal_type,
+            "target_value": request.target_value,
+            "target_date": request.target_date,
+            "workout_type": request.workout_type or None,
+        }
+        goal = validate(schemas.GoalBody, body)
+        return goal_message(self.goals.create(request.user_id, goal, request.request_id))
+
+    def UpdateGoal(self, request, context):
+        body = {
+            "target_value": request.target_value or None,
+            "target_date": request.target_date or None,
+        }
+        change = validate(schemas.GoalChangeBody, body)
+        return goal_message(self.goals.change(request.user_id, request.goal_id, change))
+
+    def CancelGoal(self, request, context):
+        return goal_message(self.goals.cancel(request.user_id, request.goal_id))
+
+    def RecordWorkout(self, request, context):
+        workout = FinishedWorkout(
+            session_id=request.session_id,
+            user_id=request.user_id,
+            workout_type=request.workout_type,
+            duration_minutes=request.duration_minutes,
+            calories_burned=request.calories_burned,
+            ended_at=_parse_time(request.ended_at),
+        )
+        if not workout.session_id or not workout.user_id:
+            raise ValidationFailed("session_id and user_id are required.")
+        counted, achieved = self.goals.record_workout(workout)
+        return user_pb2.RecordWorkoutResponse(
+            counted=counted, achieved_goals=[goal_message(view) for view in achieved]
+        )

@@ -1,0 +1,282 @@
+"""Accounts and goals: the user service's domain logic, free of HTTP and gRPC."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
+
+from fitness.auth import issue_token
+from user_service import schemas
+from user_service.db import Database
+from user_service.exceptions import (
+    AccountTaken,
+    GoalNotActive,
+    GoalNotFound,
+    InvalidCredentials,
+    UserNotFound,
+)
+from user_service.models import Goal, RecordedWorkout, User, utcnow
+
+log = logging.getLogger(__name__)
+
+
+def as_utc(moment: dt.datetime | None) -> dt.datetime | None:
+    """Return ``moment`` as an aware UTC time (SQLite hands back naive ones)."""
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
+
+
+def user_view(user: User) -> dict[str, Any]:
+    """Return the public profile of ``user``."""
+    return {
+        "user_id": user.id,
+        "username": user.username,
+        "email": user.email,
+        "weight_kg": user.weight_kg,
+        "created_at": as_utc(user.created_at).isoformat(),
+    }
+
+
+def goal_view(goal: Goal) -> dict[str, Any]:
+    """Return ``goal`` in the API's shape, with its progress and whether it is achieved."""
+    achieved_at = as_utc(goal.achieved_at)
+    return {
+        "goal_id": goal.id,
+        "user_id": goal.user_id,
+        "goal_type": goal.goal_type,
+        "workout_type": goal.workout_type,
+        "target_value": goal.target_value,
+        "target_date": goal.target_date.isoformat(),
+        "current_progress": round(goal.current_progress, 2),
+        "achieved": achieved_at is not None,
+        "achieved_at": achieved_at.isoformat() if achieved_at else None,
+        "status": goal.status,
+    }
+
+
+@dataclass(frozen=True)
+class FinishedWorkout:
+    """A workout reported by the activity service once it has ended."""
+
+    session_id: str
+    user_id: str
+    workout_type: str
+    duration_minutes: float
+    calories_burned: float
+    ended_at: dt.datetime
+
+    def amount_for(self, goal_type: str) -> float:
+        """Return how much this workout adds to a goal of ``goal_type``."""
+        return {
+            "workout_count": 1.0,
+            "active_minutes": self.duration_minutes,
+            "calories_burned": self.calories_burned,
+        }[goal_type]
+
+
+class AccountService:
+    """Registration, login and profiles."""
+
+    def __init__(self, db: Database, token_secret: str, token_ttl: int):
+        self.db = db
+        self.token_secret = token_secret
+        self.token_ttl = token_ttl
+        self.hasher = PasswordHasher()
+        # Verified when the email is unknown, so a wrong email costs as much as a wrong password.
+        self._dummy_hash = self.hasher.hash("not-a-real-password")
+
+    def register(self, body: schemas.RegisterBody) -> dict[str, Any]:
+        """Create an account; raise ``AccountTaken`` if the username or email is in use."""
+        password_hash = self.hasher.hash(body.password)
+        try:
+            with self.db.writing() as session:
+                self._ensure_free(session, body.username, body.email)
+                user = User(
+                    username=body.username,
+                    email=body.email,
+                    password_hash=password_hash,
+                    weight_kg=body.weight_kg,
+                )
+                session.add(user)
+                session.flush()
+                view = user_view(user)
+        except IntegrityError:
+            raise AccountTaken("That username or email is already registered.") from None
+        log.info("user registered", extra={"user.id": view["user_id"]})
+        return view
+
+    @staticmethod
+    def _ensure_free(session, username: str, email: str) -> None:
+        taken = session.execute(
+            select(User.username, User.email).where(
+                or_(User.username == username, User.email == email)
+            )
+        ).first()
+        if taken is None:
+            return
+        field = "username" if taken.username == username else "email"
+        raise AccountTaken(
+            f"That {field} is already registered.", fields={field: "Already registered."}
+        )
+
+    def login(self, body: schemas.LoginBody) -> dict[str, Any]:
+        """Return a token for the right email and password, else raise ``InvalidCredentials``."""
+        with self.db.reading() as session:
+            user = session.scalars(select(User).where(User.email == body.email)).first()
+        try:
+            self.hasher.verify(user.password_hash if user else self._dummy_hash, body.password)
+        except (VerificationError, InvalidHashError):
+            raise InvalidCredentials() from None
+        if user is None:
+            raise InvalidCredentials()
+        token = issue_token(user.id, self.token_secret, self.token_ttl)
+        return {"token": token, "user_id": user.id, "expires_in": self.token_ttl}
+
+    def profile(self, user_id: str) -> dict[str, Any]:
+        """Return the profile of ``user_id``."""
+        with self.db.reading() as session:
+            return user_view(self._user(session, user_id))
+
+    def update_profile(self, user_id: str, body: schemas.ProfileBody) -> dict[str, Any]:
+        """Change the profile fields that were sent."""
+        with self.db.writing() as session:
+            user = self._user(session, user_id)
+            user.weight_kg = body.weight_kg
+            session.flush()
+            return user_view(user)
+
+    @staticmethod
+    def _user(session, user_id: str) -> User:
+        user = session.get(User, user_id)
+        if user is None:
+            raise UserNotFound(user_id)
+        return user
+
+
+class GoalService:
+    """Goals and the progress finished workouts make towards them."""
+
+    def __init__(self, db: Database):
+        self.db = db
+
+    def create(
+        self, user_id: str, body: schemas.GoalBody, request_id: str | None = None
+    ) -> dict[str, Any]:
+        """Create a goal; with ``request_id``, a repeated request returns the first goal."""
+        with self.db.writing() as session:
+            if session.get(User, user_id) is None:
+                raise UserNotFound(user_id)
+            if request_id:
+                existing = session.scalars(select(Goal).where(Goal.request_id == request_id))
+                if (goal := existing.first()) is not None:
+                    return goal_view(goal)
+            goal = Goal(
+                user_id=user_id,
+                goal_type=body.goal_type,
+                workout_type=body.workout_type,
+                target_value=float(body.target_value),
+                target_date=body.target_date,
+                request_id=request_id or None,
+            )
+            session.add(goal)
+            session.flush()
+            return goal_view(goal)
+
+    def list(self, user_id: str) -> list[dict[str, Any]]:
+        """Return every goal of ``user_id``, newest first."""
+        with self.db.reading() as session:
+            if session.get(User, user_id) is None:
+                raise UserNotFound(user_id)
+            goals = session.scalars(
+                select(Goal).where(Goal.user_id == user_id).order_by(Goal.created_at.desc())
+            )
+            return [goal_view(goal) for goal in goals]
+
+    def get(self, user_id: str, goal_id: str) -> dict[str, Any]:
+        """Return one goal of ``user_id``."""
+        with self.db.reading() as session:
+            return goal_view(self._goal(session, user_id, goal_id))
+
+    def change(self, user_id: str, goal_id: str, body: schemas.GoalChangeBody) -> dict[str, Any]:
+        """Change a goal's target value or date; achievement follows the new target."""
+        with self.db.writing() as session:
+            goal = self._goal(session, user_id, goal_id)
+            if goal.status != "active":
+                raise GoalNotActive(goal_id)
+            if body.target_value is not None:
+                goal.target_value = float(body.target_value)
+            if body.target_date is not None:
+                goal.target_date = body.target_date
+            _settle_achievement(goal, utcnow())
+            session.flush()
+            return goal_view(goal)
+
+    def cancel(self, user_id: str, goal_id: str) -> dict[str, Any]:
+        """Cancel a goal (idempotent): it stays listed but stops counting progress."""
+        with self.db.writing() as session:
+            goal = self._goal(session, user_id, goal_id)
+            goal.status = "cancelled"
+            session.flush()
+            return goal_view(goal)
+
+    def record_workout(self, workout: FinishedWorkout) -> tuple[bool, list[dict[str, Any]]]:
+        """Count ``workout`` towards every matching active goal, once per session.
+
+        Return whether it was counted now (False if it already had been) and the goals it
+        made achieved. A goal counts workouts that end between its creation and the end of
+        its target date, of its workout type if it has one.
+        """
+        with self.db.writing() as session:
+            if session.get(RecordedWorkout, workout.session_id) is not None:
+                return False, []
+            session.add(RecordedWorkout(session_id=workout.session_id, user_id=workout.user_id))
+            achieved = []
+            for goal in self._matching_goals(session, workout):
+                goal.current_progress += workout.amount_for(goal.goal_type)
+                was_achieved = goal.achieved_at is not None
+                _settle_achievement(goal, workout.ended_at)
+                if goal.achieved_at is not None and not was_achieved:
+                    achieved.append(goal)
+            session.flush()
+            views = [goal_view(goal) for goal in achieved]
+        for view in views:
+            log.info(
+                "goal achieved", extra={"user.id": workout.user_id, "goal.id": view["goal_id"]}
+            )
+        return True, views
+
+    @staticmethod
+    def _matching_goals(session, workout: FinishedWorkout) -> list[Goal]:
+        goals = session.scalars(
+            select(Goal).where(Goal.user_id == workout.user_id, Goal.status == "active")
+        )
+        return [
+            goal
+            for goal in goals
+            if goal.workout_type in (None, workout.workout_type)
+            and as_utc(goal.created_at) <= workout.ended_at
+            and workout.ended_at.date() <= goal.target_date
+        ]
+
+    @staticmethod
+    def _goal(session, user_id: str, goal_id: str) -> Goal:
+        goal = session.get(Goal, goal_id)
+        if goal is None or goal.user_id != user_id:
+            raise GoalNotFound(goal_id)
+        return goal
+
+
+def _settle_achievement(goal: Goal, moment: dt.datetime) -> None:
+    """Mark ``goal`` achieved at ``moment`` once progress reaches the target, or un-mark it."""
+    if goal.current_progress >= goal.target_value:
+        goal.achieved_at = goal.achieved_at or moment
+    else:
+        goal.achieved_at = None
