@@ -20,7 +20,7 @@ def _workouts():
 def start_workout():
     body = parse_body(schemas.StartBody)
     ensure_self(body.user_id)
-    return _workouts().start(body.user_id, body.workout_type), 201
+    return _workouts().start(body.user_id, body.workout_type, body.start_time), 201
 
 
 @bp.post("/workouts/<session_id>/end")

@@ -34,10 +34,15 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+Timestamp = Annotated[str, Field(max_length=40), AfterValidator(parse_timestamp)]
+
+
 class StartBody(Strict):
     user_id: Annotated[str, Field(min_length=1, max_length=64)]
     workout_type: Annotated[str, AfterValidator(_workout_type)]
+    # Set to log a workout that began earlier (e.g. started before opening the app).
+    start_time: Timestamp | None = None
 
 
 class EndBody(Strict):
-    end_time: Annotated[str, Field(max_length=40), AfterValidator(parse_timestamp)] | None = None
+    end_time: Timestamp | None = None

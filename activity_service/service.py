@@ -24,10 +24,14 @@ REPORT_INTERVAL_SECONDS = 5.0
 REPORT_BATCH = 100
 
 
+def _to_millis(moment: dt.datetime) -> dt.datetime:
+    """Drop sub-millisecond digits, which BSON dates do not keep."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
 def utcnow() -> dt.datetime:
-    """Return the current time in UTC, to the millisecond (what BSON dates keep)."""
-    now = dt.datetime.now(dt.UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+    """Return the current time in UTC, to the millisecond."""
+    return _to_millis(dt.datetime.now(dt.UTC))
 
 
 def _as_utc(moment: dt.datetime) -> dt.datetime:
@@ -88,8 +92,10 @@ class WorkoutService:
         self.store = store
         self.users = users
 
-    def start(self, user_id: str, workout_type: str) -> dict[str, Any]:
-        """Start a session; a user has at most one active session at a time."""
+    def start(
+        self, user_id: str, workout_type: str, start_time: dt.datetime | None = None
+    ) -> dict[str, Any]:
+        """Start a session (now, or at ``start_time``); at most one active session per user."""
         weight_kg, weight_source = self.users.weight_kg(user_id)
         session_id = str(uuid.uuid4())
         self._claim_active_slot(user_id, session_id)
@@ -99,7 +105,7 @@ class WorkoutService:
             "user_id": user_id,
             "workout_type": workout_type,
             "status": "active",
-            "start_time": now,
+            "start_time": _to_millis(start_time) if start_time else now,
             "weight_kg": weight_kg,
             "weight_source": weight_source,
             "progress_reported": False,
@@ -141,7 +147,7 @@ class WorkoutService:
         doc = self._owned_session(session_id, caller_id)
         if doc["status"] == "ended":
             return session_view(doc)
-        end_time = end_time or utcnow()
+        end_time = _to_millis(end_time) if end_time else utcnow()
         start_time = _as_utc(doc["start_time"])
         if end_time < start_time:
             raise ValidationFailed(

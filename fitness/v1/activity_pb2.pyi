@@ -1,7 +1,6 @@
-from typing import ClassVar as _ClassVar
-
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from typing import ClassVar as _ClassVar, Optional as _Optional
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -11,31 +10,20 @@ class WorkoutRequest(_message.Message):
     WORKOUT_TYPE_FIELD_NUMBER: _ClassVar[int]
     user_id: str
     workout_type: str
-    def __init__(self, user_id: str | None = ..., workout_type: str | None = ...) -> None: ...
+    def __init__(self, user_id: _Optional[str] = ..., workout_type: _Optional[str] = ...) -> None: ...
 
 class SessionRequest(_message.Message):
-    __slots__ = ("end_time", "session_id", "user_id")
+    __slots__ = ("session_id", "end_time", "user_id")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     END_TIME_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     end_time: str
     user_id: str
-    def __init__(
-        self, session_id: str | None = ..., end_time: str | None = ..., user_id: str | None = ...
-    ) -> None: ...
+    def __init__(self, session_id: _Optional[str] = ..., end_time: _Optional[str] = ..., user_id: _Optional[str] = ...) -> None: ...
 
 class WorkoutResponse(_message.Message):
-    __slots__ = (
-        "calories_burned",
-        "duration",
-        "end_time",
-        "session_id",
-        "start_time",
-        "status",
-        "user_id",
-        "workout_type",
-    )
+    __slots__ = ("session_id", "user_id", "workout_type", "start_time", "end_time", "duration", "calories_burned", "status")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     WORKOUT_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -52,31 +40,16 @@ class WorkoutResponse(_message.Message):
     duration: float
     calories_burned: float
     status: str
-    def __init__(
-        self,
-        session_id: str | None = ...,
-        user_id: str | None = ...,
-        workout_type: str | None = ...,
-        start_time: str | None = ...,
-        end_time: str | None = ...,
-        duration: float | None = ...,
-        calories_burned: float | None = ...,
-        status: str | None = ...,
-    ) -> None: ...
+    def __init__(self, session_id: _Optional[str] = ..., user_id: _Optional[str] = ..., workout_type: _Optional[str] = ..., start_time: _Optional[str] = ..., end_time: _Optional[str] = ..., duration: _Optional[float] = ..., calories_burned: _Optional[float] = ..., status: _Optional[str] = ...) -> None: ...
 
 class StatisticsRequest(_message.Message):
     __slots__ = ("user_id",)
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     user_id: str
-    def __init__(self, user_id: str | None = ...) -> None: ...
+    def __init__(self, user_id: _Optional[str] = ...) -> None: ...
 
 class StatisticsResponse(_message.Message):
-    __slots__ = (
-        "average_session_duration",
-        "total_calories_burned",
-        "total_duration",
-        "total_workouts",
-    )
+    __slots__ = ("total_workouts", "total_duration", "total_calories_burned", "average_session_duration")
     TOTAL_WORKOUTS_FIELD_NUMBER: _ClassVar[int]
     TOTAL_DURATION_FIELD_NUMBER: _ClassVar[int]
     TOTAL_CALORIES_BURNED_FIELD_NUMBER: _ClassVar[int]
@@ -85,10 +58,4 @@ class StatisticsResponse(_message.Message):
     total_duration: float
     total_calories_burned: float
     average_session_duration: float
-    def __init__(
-        self,
-        total_workouts: int | None = ...,
-        total_duration: float | None = ...,
-        total_calories_burned: float | None = ...,
-        average_session_duration: float | None = ...,
-    ) -> None: ...
+    def __init__(self, total_workouts: _Optional[int] = ..., total_duration: _Optional[float] = ..., total_calories_burned: _Optional[float] = ..., average_session_duration: _Optional[float] = ...) -> None: ...

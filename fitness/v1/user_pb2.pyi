@@ -1,15 +1,13 @@
-from collections.abc import Iterable as _Iterable
-from collections.abc import Mapping as _Mapping
-from typing import ClassVar as _ClassVar
-
+from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from google.protobuf.internal import containers as _containers
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class UserRequest(_message.Message):
-    __slots__ = ("email", "password", "username", "weight_kg")
+    __slots__ = ("username", "email", "password", "weight_kg")
     USERNAME_FIELD_NUMBER: _ClassVar[int]
     EMAIL_FIELD_NUMBER: _ClassVar[int]
     PASSWORD_FIELD_NUMBER: _ClassVar[int]
@@ -18,16 +16,10 @@ class UserRequest(_message.Message):
     email: str
     password: str
     weight_kg: float
-    def __init__(
-        self,
-        username: str | None = ...,
-        email: str | None = ...,
-        password: str | None = ...,
-        weight_kg: float | None = ...,
-    ) -> None: ...
+    def __init__(self, username: _Optional[str] = ..., email: _Optional[str] = ..., password: _Optional[str] = ..., weight_kg: _Optional[float] = ...) -> None: ...
 
 class UserResponse(_message.Message):
-    __slots__ = ("created_at", "email", "user_id", "username", "weight_kg")
+    __slots__ = ("user_id", "username", "email", "weight_kg", "created_at")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     USERNAME_FIELD_NUMBER: _ClassVar[int]
     EMAIL_FIELD_NUMBER: _ClassVar[int]
@@ -38,42 +30,24 @@ class UserResponse(_message.Message):
     email: str
     weight_kg: float
     created_at: str
-    def __init__(
-        self,
-        user_id: str | None = ...,
-        username: str | None = ...,
-        email: str | None = ...,
-        weight_kg: float | None = ...,
-        created_at: str | None = ...,
-    ) -> None: ...
+    def __init__(self, user_id: _Optional[str] = ..., username: _Optional[str] = ..., email: _Optional[str] = ..., weight_kg: _Optional[float] = ..., created_at: _Optional[str] = ...) -> None: ...
 
 class GetUserRequest(_message.Message):
     __slots__ = ("user_id",)
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     user_id: str
-    def __init__(self, user_id: str | None = ...) -> None: ...
+    def __init__(self, user_id: _Optional[str] = ...) -> None: ...
 
 class GoalRequest(_message.Message):
-    __slots__ = ("goal_id", "user_id")
+    __slots__ = ("user_id", "goal_id")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     GOAL_ID_FIELD_NUMBER: _ClassVar[int]
     user_id: str
     goal_id: str
-    def __init__(self, user_id: str | None = ..., goal_id: str | None = ...) -> None: ...
+    def __init__(self, user_id: _Optional[str] = ..., goal_id: _Optional[str] = ...) -> None: ...
 
 class GoalResponse(_message.Message):
-    __slots__ = (
-        "achieved",
-        "achieved_at",
-        "current_progress",
-        "goal_id",
-        "goal_type",
-        "status",
-        "target_date",
-        "target_value",
-        "user_id",
-        "workout_type",
-    )
+    __slots__ = ("goal_id", "user_id", "goal_type", "target_value", "target_date", "current_progress", "achieved", "achieved_at", "workout_type", "status")
     GOAL_ID_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     GOAL_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -94,41 +68,22 @@ class GoalResponse(_message.Message):
     achieved_at: str
     workout_type: str
     status: str
-    def __init__(
-        self,
-        goal_id: str | None = ...,
-        user_id: str | None = ...,
-        goal_type: str | None = ...,
-        target_value: float | None = ...,
-        target_date: str | None = ...,
-        current_progress: float | None = ...,
-        achieved: bool | None = ...,
-        achieved_at: str | None = ...,
-        workout_type: str | None = ...,
-        status: str | None = ...,
-    ) -> None: ...
+    def __init__(self, goal_id: _Optional[str] = ..., user_id: _Optional[str] = ..., goal_type: _Optional[str] = ..., target_value: _Optional[float] = ..., target_date: _Optional[str] = ..., current_progress: _Optional[float] = ..., achieved: _Optional[bool] = ..., achieved_at: _Optional[str] = ..., workout_type: _Optional[str] = ..., status: _Optional[str] = ...) -> None: ...
 
 class ListGoalsRequest(_message.Message):
     __slots__ = ("user_id",)
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     user_id: str
-    def __init__(self, user_id: str | None = ...) -> None: ...
+    def __init__(self, user_id: _Optional[str] = ...) -> None: ...
 
 class ListGoalsResponse(_message.Message):
     __slots__ = ("goals",)
     GOALS_FIELD_NUMBER: _ClassVar[int]
     goals: _containers.RepeatedCompositeFieldContainer[GoalResponse]
-    def __init__(self, goals: _Iterable[GoalResponse | _Mapping] | None = ...) -> None: ...
+    def __init__(self, goals: _Optional[_Iterable[_Union[GoalResponse, _Mapping]]] = ...) -> None: ...
 
 class CreateGoalRequest(_message.Message):
-    __slots__ = (
-        "goal_type",
-        "request_id",
-        "target_date",
-        "target_value",
-        "user_id",
-        "workout_type",
-    )
+    __slots__ = ("user_id", "goal_type", "target_value", "target_date", "workout_type", "request_id")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     GOAL_TYPE_FIELD_NUMBER: _ClassVar[int]
     TARGET_VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -141,18 +96,10 @@ class CreateGoalRequest(_message.Message):
     target_date: str
     workout_type: str
     request_id: str
-    def __init__(
-        self,
-        user_id: str | None = ...,
-        goal_type: str | None = ...,
-        target_value: float | None = ...,
-        target_date: str | None = ...,
-        workout_type: str | None = ...,
-        request_id: str | None = ...,
-    ) -> None: ...
+    def __init__(self, user_id: _Optional[str] = ..., goal_type: _Optional[str] = ..., target_value: _Optional[float] = ..., target_date: _Optional[str] = ..., workout_type: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class UpdateGoalRequest(_message.Message):
-    __slots__ = ("goal_id", "target_date", "target_value", "user_id")
+    __slots__ = ("user_id", "goal_id", "target_value", "target_date")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     GOAL_ID_FIELD_NUMBER: _ClassVar[int]
     TARGET_VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -161,23 +108,10 @@ class UpdateGoalRequest(_message.Message):
     goal_id: str
     target_value: float
     target_date: str
-    def __init__(
-        self,
-        user_id: str | None = ...,
-        goal_id: str | None = ...,
-        target_value: float | None = ...,
-        target_date: str | None = ...,
-    ) -> None: ...
+    def __init__(self, user_id: _Optional[str] = ..., goal_id: _Optional[str] = ..., target_value: _Optional[float] = ..., target_date: _Optional[str] = ...) -> None: ...
 
 class RecordWorkoutRequest(_message.Message):
-    __slots__ = (
-        "calories_burned",
-        "duration_minutes",
-        "ended_at",
-        "session_id",
-        "user_id",
-        "workout_type",
-    )
+    __slots__ = ("session_id", "user_id", "workout_type", "duration_minutes", "calories_burned", "ended_at")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     WORKOUT_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -190,24 +124,12 @@ class RecordWorkoutRequest(_message.Message):
     duration_minutes: float
     calories_burned: float
     ended_at: str
-    def __init__(
-        self,
-        session_id: str | None = ...,
-        user_id: str | None = ...,
-        workout_type: str | None = ...,
-        duration_minutes: float | None = ...,
-        calories_burned: float | None = ...,
-        ended_at: str | None = ...,
-    ) -> None: ...
+    def __init__(self, session_id: _Optional[str] = ..., user_id: _Optional[str] = ..., workout_type: _Optional[str] = ..., duration_minutes: _Optional[float] = ..., calories_burned: _Optional[float] = ..., ended_at: _Optional[str] = ...) -> None: ...
 
 class RecordWorkoutResponse(_message.Message):
-    __slots__ = ("achieved_goals", "counted")
+    __slots__ = ("counted", "achieved_goals")
     COUNTED_FIELD_NUMBER: _ClassVar[int]
     ACHIEVED_GOALS_FIELD_NUMBER: _ClassVar[int]
     counted: bool
     achieved_goals: _containers.RepeatedCompositeFieldContainer[GoalResponse]
-    def __init__(
-        self,
-        counted: bool | None = ...,
-        achieved_goals: _Iterable[GoalResponse | _Mapping] | None = ...,
-    ) -> None: ...
+    def __init__(self, counted: _Optional[bool] = ..., achieved_goals: _Optional[_Iterable[_Union[GoalResponse, _Mapping]]] = ...) -> None: ...

@@ -1,0 +1,112 @@
+"""Fixtures: the services as real processes on free ports, and a small client for their API."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from devstack.stack import LocalStack, Replica
+
+TIMEOUT = 10
+
+
+def free_port() -> int:
+    """Return a TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def make_replicas(count: int = 2) -> list[Replica]:
+    """Return ``count`` replicas of each service on free ports."""
+    return [
+        Replica(service, f"{service}-{n}", free_port(), free_port())
+        for service in ("user_service", "activity_service")
+        for n in range(1, count + 1)
+    ]
+
+
+def start_stack(data_dir: Path, count: int = 2) -> LocalStack:
+    """Start a stack of ``count`` replicas per service in ``data_dir``."""
+    stack = LocalStack(data_dir, make_replicas(count), extra_env={"FITNESS_LOG_LEVEL": "INFO"})
+    try:
+        stack.start()
+    except Exception:
+        stack.stop()
+        raise
+    return stack
+
+
+class Api:
+    """Calls one replica of each service, as a client of the public API would."""
+
+    def __init__(self, stack: LocalStack, user_index: int = 0, activity_index: int = 0):
+        users = [r for r in stack.replicas if r.service == "user_service"]
+        activities = [r for r in stack.replicas if r.service == "activity_service"]
+        self.user_url = users[user_index].url
+        self.activity_url = activities[activity_index].url
+        self.http = requests.Session()
+
+    def post(self, url: str, body=None, token: str | None = None, **kwargs) -> requests.Response:
+        return self.http.post(url, json=body, headers=_auth(token), timeout=TIMEOUT, **kwargs)
+
+    def get(self, url: str, token: str | None = None, **kwargs) -> requests.Response:
+        return self.http.get(url, headers=_auth(token), timeout=TIMEOUT, **kwargs)
+
+    def register(self, **fields) -> dict:
+        name = fields.pop("username", "u" + uuid.uuid4().hex[:10])
+        body = {"username": name, "email": f"{name}@example.com", "password": "correct-horse"}
+        body.update(fields)
+        response = self.post(f"{self.user_url}/users/register", body)
+        assert response.status_code == 201, response.text
+        return {**response.json(), "password": body["password"]}
+
+    def login(self, email: str, password: str = "correct-horse") -> str:
+        response = self.post(f"{self.user_url}/users/login", {"email": email, "password": password})
+        assert response.status_code == 200, response.text
+        return response.json()["token"]
+
+    def new_user(self, **fields) -> tuple[str, str]:
+        """Register and log in a fresh user; return (user_id, token)."""
+        user = self.register(**fields)
+        return user["user_id"], self.login(user["email"], user["password"])
+
+    def start(self, user_id: str, token: str, workout_type: str = "running", **fields) -> dict:
+        body = {"user_id": user_id, "workout_type": workout_type, **fields}
+        response = self.post(f"{self.activity_url}/workouts/start", body, token)
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    def end(self, session_id: str, token: str, end_time: str | None = None) -> dict:
+        body = {"end_time": end_time} if end_time else {}
+        response = self.post(f"{self.activity_url}/workouts/{session_id}/end", body, token)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+
+def _auth(token: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory) -> Iterator[LocalStack]:
+    """Two replicas of each service sharing one data directory, for the whole session."""
+    running = start_stack(tmp_path_factory.mktemp("stack"))
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def api(stack) -> Api:
+    return Api(stack)
+
+
+@pytest.fixture
+def other_api(stack) -> Api:
+    """A client of the other replica of each service."""
+    return Api(stack, user_index=1, activity_index=1)
