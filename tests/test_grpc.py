@@ -27,6 +27,14 @@ def _user_stub(stack, channels, index=0):
     return user_pb2_grpc.UserServiceStub(channels[name])
 
 
+def _register(stub) -> user_pb2.UserResponse:
+    name = "g" + uuid.uuid4().hex[:10]
+    return stub.RegisterUser(
+        user_pb2.UserRequest(username=name, email=f"{name}@example.com", password="long-enough"),
+        timeout=TIMEOUT,
+    )
+
+
 def test_it_reports_every_replica_serving(channels):
     for channel in channels.values():
         reply = health_pb2_grpc.HealthStub(channel).Check(
@@ -37,18 +45,14 @@ def test_it_reports_every_replica_serving(channels):
 
 def test_it_registers_and_reads_a_goal_over_grpc(stack, channels):
     stub = _user_stub(stack, channels)
-    name = "g" + uuid.uuid4().hex[:10]
-    user = stub.RegisterUser(
-        user_pb2.UserRequest(username=name, email=f"{name}@example.com", password="long-enough"),
-        timeout=TIMEOUT,
-    )
+    user = _register(stub)
     day = (dt.date.today() + dt.timedelta(days=10)).isoformat()
     request = user_pb2.CreateGoalRequest(
         user_id=user.user_id,
         goal_type="calories_burned",
         target_value=500,
         target_date=day,
-        request_id="req-" + name,
+        request_id="req-" + user.user_id,
     )
     first = stub.CreateGoal(request, timeout=TIMEOUT)
     repeated = _user_stub(stack, channels, 1).CreateGoal(request, timeout=TIMEOUT)
@@ -67,11 +71,7 @@ def test_it_registers_and_reads_a_goal_over_grpc(stack, channels):
 
 def test_it_counts_a_repeated_workout_delivery_once(stack, channels):
     stub = _user_stub(stack, channels)
-    name = "r" + uuid.uuid4().hex[:10]
-    user = stub.RegisterUser(
-        user_pb2.UserRequest(username=name, email=f"{name}@example.com", password="long-enough"),
-        timeout=TIMEOUT,
-    )
+    user = _register(stub)
     goal = stub.CreateGoal(
         user_pb2.CreateGoalRequest(
             user_id=user.user_id,
@@ -82,7 +82,7 @@ def test_it_counts_a_repeated_workout_delivery_once(stack, channels):
         timeout=TIMEOUT,
     )
     workout = user_pb2.RecordWorkoutRequest(
-        session_id="s-" + name,
+        session_id="s-" + user.user_id,
         user_id=user.user_id,
         workout_type="running",
         duration_minutes=30,
