@@ -17,7 +17,9 @@ def _print_summary(stack: LocalStack) -> None:
     print(f"{'process':<22} {'HTTP':<28} {'gRPC':<18} log")
     for replica in stack.replicas:
         log_path = stack.log_path(replica.name)
-        print(f"{replica.name:<22} {replica.url:<28} {replica.grpc_target:<18} {log_path}")
+        grpc_target = replica.grpc_target if replica.grpc_port else "-"
+        print(f"{replica.name:<22} {replica.url:<28} {grpc_target:<18} {log_path}")
+    print("\nClients talk to the gateway only: http://127.0.0.1:8080")
     print("\nPress Ctrl-C to stop everything.", flush=True)
 
 

@@ -44,6 +44,7 @@ def default_replicas() -> list[Replica]:
         Replica("user_service", "user_service-2", 5010, 50061),
         Replica("activity_service", "activity_service-1", 5001, 50052),
         Replica("activity_service", "activity_service-2", 5011, 50062),
+        Replica("gateway", "gateway-1", 8080, 0),
     ]
 
 
@@ -63,6 +64,8 @@ class LocalStack:
             FITNESS_DATA_DIR=str(self.data_dir),
             FITNESS_USER_GRPC_TARGETS=self._targets("user_service"),
             FITNESS_ACTIVITY_GRPC_TARGETS=self._targets("activity_service"),
+            FITNESS_USER_HTTP_REPLICAS=self._urls("user_service"),
+            FITNESS_ACTIVITY_HTTP_REPLICAS=self._urls("activity_service"),
             PYTHONUNBUFFERED="1",
         )
         env.update(self.extra_env)
@@ -70,6 +73,13 @@ class LocalStack:
 
     def _targets(self, service: str) -> str:
         return ",".join(r.grpc_target for r in self.replicas if r.service == service)
+
+    def _urls(self, service: str) -> str:
+        return ",".join(r.url for r in self.replicas if r.service == service)
+
+    def replicas_of(self, service: str) -> list[Replica]:
+        """Return the replicas of ``service``."""
+        return [r for r in self.replicas if r.service == service]
 
     @property
     def log_dir(self) -> Path:

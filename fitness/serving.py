@@ -58,19 +58,24 @@ class _GrpcInWorker:
 
     def __init__(self, plan: WorkerPlan, port: int):
         self.plan = plan
-        self.server, self.port, self.health = rpc.create_server(port, plan.grpc_register)
+        self.server = self.health = None
+        self.port = port
+        if plan.grpc_register:
+            self.server, self.port, self.health = rpc.create_server(port, plan.grpc_register)
         self.stopped = threading.Event()
 
     def start(self) -> None:
         for step in self.plan.startup:
             step()
-        self.server.start()
-        self._check_ready()
-        loops = [self._watch_readiness, *self.plan.background]
+        loops = list(self.plan.background)
+        if self.server is not None:
+            self.server.start()
+            self._check_ready()
+            loops.append(self._watch_readiness)
+            log.info("gRPC server listening on port %s", self.port)
         for loop in loops:
             name = getattr(loop, "__name__", "background")
             threading.Thread(target=loop, args=(self.stopped,), name=name, daemon=True).start()
-        log.info("gRPC server listening on port %s", self.port)
 
     def _check_ready(self) -> None:
         try:
@@ -86,8 +91,9 @@ class _GrpcInWorker:
 
     def stop(self) -> None:
         self.stopped.set()
-        rpc.set_serving(self.health, False)
-        self.server.stop(GRPC_GRACE_SECONDS).wait()
+        if self.server is not None:
+            rpc.set_serving(self.health, False)
+            self.server.stop(GRPC_GRACE_SECONDS).wait()
 
 
 class _ServiceApplication(BaseApplication):
@@ -134,7 +140,7 @@ def serve(
         "threads": threads,
         "timeout": 60,
         "graceful_timeout": 10,
-        "keepalive": 5,
+        "keepalive": 75,  # longer than the gateway keeps idle upstream connections
         "control_socket_disable": True,
         "accesslog": None,
     }

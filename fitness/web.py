@@ -19,8 +19,13 @@ log = logging.getLogger(__name__)
 Model = TypeVar("Model", bound=pydantic.BaseModel)
 
 
-def init_app(app: Flask, ready_check: Callable[[], None]) -> None:
-    """Install request logging, the JSON error shape and the health routes on ``app``."""
+def init_app(
+    app: Flask, ready_check: Callable[[], None], status_view: Callable | None = None
+) -> None:
+    """Install request logging, the JSON error shape and the health routes on ``app``.
+
+    ``status_view`` replaces the plain liveness answer of ``GET /status``.
+    """
     app.config["MAX_CONTENT_LENGTH"] = app.config.get("MAX_BODY_BYTES", 64 * 1024)
     app.json.sort_keys = False
     app.before_request(_start_request)
@@ -29,7 +34,7 @@ def init_app(app: Flask, ready_check: Callable[[], None]) -> None:
     app.register_error_handler(DomainError, _domain_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)
-    _add_health_routes(app, ready_check)
+    _add_health_routes(app, ready_check, status_view)
 
 
 def _start_request() -> None:
@@ -84,9 +89,13 @@ def _unexpected_error(error: Exception):
     return error_response(500, "internal_error", "Something went wrong on our side; try again.")
 
 
-def _add_health_routes(app: Flask, ready_check: Callable[[], None]) -> None:
+def _add_health_routes(
+    app: Flask, ready_check: Callable[[], None], status_view: Callable | None
+) -> None:
     @app.get("/status")
     def status():
+        if status_view is not None:
+            return status_view()
         return {"status": "ok", "service": app.name}
 
     @app.get("/status/ready")

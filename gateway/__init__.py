@@ -1,0 +1,86 @@
+"""The gateway: the one public door, routing to healthy replicas behind circuit breakers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+from fitness import auth, logs, serving, web
+from fitness.config import load_settings, split_targets
+
+SERVICE_NAME = "gateway"
+
+DEFAULTS: dict[str, Any] = {
+    "HTTP_PORT": 8080,
+    "GRPC_PORT": 0,
+    "WORKERS": 1,
+    "THREADS": 64,
+    "USER_HTTP_REPLICAS": "http://127.0.0.1:5000,http://127.0.0.1:5010",
+    "ACTIVITY_HTTP_REPLICAS": "http://127.0.0.1:5001,http://127.0.0.1:5011",
+    "UPSTREAM_CONNECT_TIMEOUT_SECONDS": 1.0,
+    "UPSTREAM_READ_TIMEOUT_SECONDS": 10.0,
+    "UPSTREAM_MAX_ATTEMPTS": 3,
+    "HEALTH_INTERVAL_SECONDS": 2.0,
+    "HEALTH_TIMEOUT_SECONDS": 1.0,
+    "BREAKER_FAILURES": 5,
+    "BREAKER_WINDOW_SECONDS": 10.0,
+    "BREAKER_RESET_SECONDS": 5.0,
+    "RETRY_AFTER_SECONDS": 5,
+}
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the gateway; upstream connections are made on the first request."""
+    from gateway import routes
+    from gateway.health import HealthChecker
+    from gateway.proxy import NoReplicaAvailable, Proxy, ProxySettings
+    from gateway.upstream import BreakerSettings, Pool, Replica
+
+    settings = load_settings(DEFAULTS, test_config)
+    logs.configure_logging(SERVICE_NAME, settings["LOG_LEVEL"], settings["LOG_FILE"])
+    app = Flask(SERVICE_NAME)
+    app.config.from_mapping(settings)
+    app.config["JWT_SECRET"] = auth.resolve_secret(settings)
+
+    breaker = BreakerSettings(
+        failures=settings["BREAKER_FAILURES"],
+        window_seconds=settings["BREAKER_WINDOW_SECONDS"],
+        reset_seconds=settings["BREAKER_RESET_SECONDS"],
+    )
+    pools = {
+        service: Pool(service, [Replica(service, url, breaker) for url in split_targets(urls)])
+        for service, urls in (
+            ("user_service", settings["USER_HTTP_REPLICAS"]),
+            ("activity_service", settings["ACTIVITY_HTTP_REPLICAS"]),
+        )
+    }
+    proxy = Proxy(
+        pools,
+        ProxySettings(
+            connect_timeout=settings["UPSTREAM_CONNECT_TIMEOUT_SECONDS"],
+            read_timeout=settings["UPSTREAM_READ_TIMEOUT_SECONDS"],
+            max_attempts=settings["UPSTREAM_MAX_ATTEMPTS"],
+            retry_after_seconds=settings["RETRY_AFTER_SECONDS"],
+        ),
+    )
+    checker = HealthChecker(
+        list(pools.values()),
+        settings["HEALTH_INTERVAL_SECONDS"],
+        settings["HEALTH_TIMEOUT_SECONDS"],
+    )
+    app.extensions.update(pools=pools, proxy=proxy, health=checker)
+
+    web.init_app(app, ready_check=lambda: None, status_view=routes.status)
+    app.register_blueprint(routes.bp)
+
+    @app.errorhandler(NoReplicaAvailable)
+    def _no_replica(error: NoReplicaAvailable):
+        body, status = web.error_response(503, "service_unavailable", str(error))
+        return body, status, {"Retry-After": str(error.retry_after)}
+
+    serving.plan_worker(
+        app,
+        serving.WorkerPlan(grpc_register=[], ready_check=lambda: None, background=[checker.run]),
+    )
+    return app

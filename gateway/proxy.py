@@ -1,0 +1,154 @@
+"""Forward a request to one replica of a service, rerouting failures when that is safe."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+
+from gateway.upstream import Pool, Replica, UpstreamFailure
+
+log = logging.getLogger(__name__)
+
+# Hop-by-hop and framing headers are the proxy's own business (RFC 9110, section 7.6.1).
+_DROPPED_HEADERS = {
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "proxy-authorization",
+    "content-length",
+    "host",
+    "content-encoding",
+}
+_IDEMPOTENT_METHODS = {"GET", "HEAD", "OPTIONS", "PUT", "DELETE"}
+
+
+@dataclass(frozen=True)
+class ProxySettings:
+    connect_timeout: float = 1.0
+    read_timeout: float = 10.0
+    max_attempts: int = 3
+    retry_after_seconds: int = 5
+    pool_size: int = 64
+
+
+@dataclass
+class UpstreamResponse:
+    status: int
+    body: bytes
+    headers: dict[str, str]
+
+
+class NoReplicaAvailable(Exception):
+    """Every replica of a service is down, open-circuited or already failed this request."""
+
+    def __init__(self, service: str, retry_after: int):
+        super().__init__(f"No {service} replica is available right now; retry in {retry_after}s.")
+        self.service = service
+        self.retry_after = retry_after
+
+
+class Proxy:
+    """One pooled keep-alive HTTP session to every replica, with timeouts on every call."""
+
+    def __init__(self, pools: dict[str, Pool], settings: ProxySettings):
+        self.pools = pools
+        self.settings = settings
+        self.http = requests.Session()
+        adapter = HTTPAdapter(
+            pool_connections=16, pool_maxsize=settings.pool_size, max_retries=0, pool_block=False
+        )
+        self.http.mount("http://", adapter)
+        self.http.trust_env = False
+
+    def forward(
+        self, service: str, method: str, path: str, body: bytes, headers: dict[str, str]
+    ) -> UpstreamResponse:
+        """Send the request to a replica of ``service``, trying others when that is safe.
+
+        A request that never reached a replica (connection refused, connect timeout) may go
+        to another. One that may have been applied goes again only if it is idempotent (by
+        method, or because it carries an Idempotency-Key).
+        """
+        pool = self.pools[service]
+        idempotent = method in _IDEMPOTENT_METHODS or "Idempotency-Key" in headers
+        tried: set[str] = set()
+        while len(tried) < self.settings.max_attempts:
+            replica = pool.acquire(tried)
+            if replica is None:
+                break
+            tried.add(replica.url)
+            response, retry = self._attempt(replica, method, path, body, headers, idempotent)
+            if response is not None and not retry:
+                return response
+            if response is not None and len(tried) >= self.settings.max_attempts:
+                return response
+        raise NoReplicaAvailable(service, self.settings.retry_after_seconds)
+
+    def _attempt(
+        self,
+        replica: Replica,
+        method: str,
+        path: str,
+        body: bytes,
+        headers: dict[str, str],
+        idempotent: bool,
+    ) -> tuple[UpstreamResponse | None, bool]:
+        """Return (response or None, whether to try another replica)."""
+        try:
+            upstream = self.http.request(
+                method,
+                replica.url + path,
+                data=body,
+                headers=headers,
+                timeout=(self.settings.connect_timeout, self.settings.read_timeout),
+                allow_redirects=False,
+            )
+        except requests.RequestException as exc:
+            replica.release(UpstreamFailure(f"{type(exc).__name__}: {exc}"))
+            if _never_sent(exc) or idempotent:
+                log.warning("rerouting %s %s away from %s: %s", method, path, replica.url, exc)
+                return None, True
+            return _gateway_error(exc), False
+        response = UpstreamResponse(
+            upstream.status_code,
+            upstream.content,
+            {k: v for k, v in upstream.headers.items() if k.lower() not in _DROPPED_HEADERS},
+        )
+        if upstream.status_code >= 500:
+            replica.release(UpstreamFailure(f"HTTP {upstream.status_code}"))
+            return response, idempotent
+        replica.release(None)
+        return response, False
+
+
+def _never_sent(exc: BaseException) -> bool:
+    """Tell whether the request certainly did not reach the replica."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, (NewConnectionError, ConnectTimeoutError)):
+            return True
+        reason = getattr(seen, "reason", None)
+        if isinstance(reason, (NewConnectionError, ConnectTimeoutError)):
+            return True
+        nested = seen.args[0] if seen.args and isinstance(seen.args[0], BaseException) else None
+        seen = nested or seen.__cause__ or seen.__context__
+    return False
+
+
+def _gateway_error(exc: requests.RequestException) -> UpstreamResponse:
+    timed_out = isinstance(exc, requests.Timeout)
+    status, code = (504, "upstream_timeout") if timed_out else (502, "upstream_failed")
+    message = (
+        "The service did not answer in time; the request may or may not have been applied. "
+        "Retry with an Idempotency-Key to make that safe."
+    )
+    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    return UpstreamResponse(status, body, {"Content-Type": "application/json"})
