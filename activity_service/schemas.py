@@ -10,6 +10,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from fitness.workouts import WORKOUT_TYPES
 
 MAX_CLOCK_SKEW = dt.timedelta(minutes=5)
+MAX_BACKDATE = dt.timedelta(days=7)
+MAX_DURATION = dt.timedelta(hours=24)
 
 
 def _workout_type(value: str) -> str:
@@ -37,11 +39,17 @@ class Strict(BaseModel):
 Timestamp = Annotated[str, Field(max_length=40), AfterValidator(parse_timestamp)]
 
 
+def _recent(moment: dt.datetime) -> dt.datetime:
+    if moment < dt.datetime.now(dt.UTC) - MAX_BACKDATE:
+        raise ValueError(f"Must be within the last {MAX_BACKDATE.days} days.")
+    return moment
+
+
 class StartBody(Strict):
     user_id: Annotated[str, Field(min_length=1, max_length=64)]
     workout_type: Annotated[str, AfterValidator(_workout_type)]
     # Set to log a workout that began earlier (e.g. started before opening the app).
-    start_time: Timestamp | None = None
+    start_time: Annotated[Timestamp, AfterValidator(_recent)] | None = None
 
 
 class EndBody(Strict):

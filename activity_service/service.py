@@ -11,6 +11,7 @@ from typing import Any
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
+from activity_service import schemas
 from activity_service.exceptions import SessionAlreadyActive, SessionNotFound, UserNotFound
 from activity_service.store import ActivityStore
 from fitness import workouts
@@ -154,6 +155,11 @@ class WorkoutService:
                 "end_time is before the session's start.",
                 fields={"end_time": f"Must be at or after {start_time.isoformat()}."},
             )
+        if end_time - start_time > schemas.MAX_DURATION:
+            raise ValidationFailed(
+                "A workout lasts at most 24 hours.",
+                fields={"end_time": "Must be within 24 hours of the start."},
+            )
         duration = round((end_time - start_time).total_seconds() / 60.0, 2)
         calories = workouts.calories_burned(doc["workout_type"], doc["weight_kg"], duration)
         ended = self.store.sessions.find_one_and_update(
@@ -219,12 +225,12 @@ class WorkoutService:
             )
         )
         totals = rows[0] if rows else {}
-        count = totals.get("total_workouts", 0)
-        duration = round(totals.get("total_duration", 0.0), 2)
+        count = int(totals.get("total_workouts", 0))
+        duration = round(float(totals.get("total_duration", 0.0)), 2)
         return {
             "total_workouts": count,
             "total_duration": duration,
-            "total_calories_burned": round(totals.get("total_calories_burned", 0.0), 1),
+            "total_calories_burned": round(float(totals.get("total_calories_burned", 0.0)), 1),
             "average_session_duration": round(duration / count, 2) if count else 0.0,
         }
 

@@ -104,13 +104,14 @@ def _add_health_routes(
             ready_check()
         except Exception as exc:  # any failure of the store means "not ready", never a 500
             log.warning("readiness check failed: %s", exc)
-            return {"status": "unavailable", "service": app.name, "reason": str(exc)}, 503
+            return {"status": "unavailable", "service": app.name}, 503
         return {"status": "ready", "service": app.name}
 
 
 def parse_body(model: type[Model]) -> Model:
     """Validate the request's JSON object against ``model`` or raise ``ValidationFailed``."""
-    payload = request.get_json(silent=True, force=True)
+    # An empty body means "no fields", so POST /workouts/{id}/end needs no body at all.
+    payload = request.get_json(silent=True, force=True) if request.get_data() else {}
     if not isinstance(payload, dict):
         raise ValidationFailed("The request body must be a JSON object.", code="invalid_json")
     return validate(model, payload)
@@ -146,7 +147,7 @@ def page_args(default_limit: int = 20, max_limit: int = 100) -> tuple[int, int]:
         ("offset", 0, 0, 10**9),
     ):
         raw = request.args.get(name, str(default))
-        if not raw.isdigit() or not low <= int(raw) <= high:
+        if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
             fields[name] = f"Must be a whole number from {low} to {high}."
         else:
             values[name] = int(raw)

@@ -211,3 +211,23 @@ def test_it_changes_and_cancels_goals(api):
     assert cancelled.json()["status"] == "cancelled"
     api.end(api.start(user_id, token)["session_id"], token)
     assert api.get(url, token).json()["current_progress"] == 0
+
+
+def test_it_ends_a_session_sent_with_no_body(api):
+    user_id, token = api.new_user()
+    session = api.start(user_id, token)
+    response = api.http.post(
+        f"{api.activity_url}/workouts/{session['session_id']}/end",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "ended"
+
+
+def test_it_refuses_a_workout_longer_than_a_day(api):
+    user_id, token = api.new_user()
+    session = api.start(user_id, token, start_time=_ago(days=2))
+    response = api.post(f"{api.activity_url}/workouts/{session['session_id']}/end", {}, token)
+    assert response.status_code == 400
+    assert "end_time" in response.json()["error"]["fields"]

@@ -76,7 +76,7 @@ class LoginBody(Strict):
 
 
 class ProfileBody(Strict):
-    weight_kg: Weight | None
+    weight_kg: Weight | None = None
 
 
 class GoalBody(Strict):

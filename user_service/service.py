@@ -149,7 +149,8 @@ class AccountService:
         """Change the profile fields that were sent."""
         with self.db.writing() as session:
             user = self._user(session, user_id)
-            user.weight_kg = body.weight_kg
+            if "weight_kg" in body.model_fields_set:
+                user.weight_kg = body.weight_kg
             session.flush()
             return user_view(user)
 
