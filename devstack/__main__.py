@@ -39,6 +39,8 @@ def main() -> None:
     parser.parse_args()
     stack = LocalStack(Path(load_settings({})["DATA_DIR"]))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # A shell starts background jobs with SIGINT ignored; Ctrl-C must still stop the stack.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         stack.start()
         _print_summary(stack)

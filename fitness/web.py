@@ -28,6 +28,8 @@ def init_app(
     """
     app.config["MAX_CONTENT_LENGTH"] = app.config.get("MAX_BODY_BYTES", 64 * 1024)
     app.json.sort_keys = False
+    # "//" in a path is a 404 in the JSON shape, not an HTML redirect.
+    app.url_map.merge_slashes = False
     app.before_request(_start_request)
     app.after_request(_finish_request)
     app.teardown_request(_reset_request)

@@ -71,7 +71,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     app.extensions.update(pools=pools, proxy=proxy, health=checker)
 
-    web.init_app(app, ready_check=lambda: None, status_view=routes.status)
+    def ready_check() -> None:
+        """Ready once every service has a replica the gateway would send traffic to."""
+        missing = [name for name, pool in pools.items() if not pool.available()]
+        if missing:
+            raise RuntimeError("no available replica of " + ", ".join(missing))
+
+    web.init_app(app, ready_check=ready_check, status_view=routes.status)
     app.register_blueprint(routes.bp)
 
     @app.errorhandler(NoReplicaAvailable)
@@ -81,6 +87,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     serving.plan_worker(
         app,
-        serving.WorkerPlan(grpc_register=[], ready_check=lambda: None, background=[checker.run]),
+        serving.WorkerPlan(grpc_register=[], ready_check=ready_check, background=[checker.run]),
     )
     return app

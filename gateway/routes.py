@@ -63,7 +63,7 @@ def status():
     pools = current_app.extensions["pools"]
     services = {
         name: {
-            "available": sum(1 for r in pool.replicas if r.healthy and r.breaker_state != "open"),
+            "available": pool.available(),
             "replicas": [replica.status() for replica in pool.replicas],
         }
         for name, pool in pools.items()

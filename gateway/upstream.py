@@ -104,10 +104,10 @@ class Replica:
     def breaker_state(self) -> str:
         return self.breaker.current_state
 
-    def admit(self) -> bool:
+    def admit(self, ignore_health: bool = False) -> bool:
         """Take a slot for one request if the replica is healthy and its breaker lets it through."""
         with self._lock:
-            if not self.healthy:
+            if not self.healthy and not ignore_health:
                 return False
             state = self.breaker.current_state
             if state == pybreaker.STATE_OPEN and not self._reset_elapsed():
@@ -179,12 +179,23 @@ class Pool:
         self._turn = 0
 
     def acquire(self, exclude: set[str]) -> Replica | None:
-        """Return an admitted replica not in ``exclude`` (least in-flight first), or None."""
+        """Return an admitted replica not in ``exclude`` (least in-flight first), or None.
+
+        When no replica passes its health check, the ones whose breaker admits are tried all
+        the same ("panic mode", as Envoy does): a stale or wrong health view then costs a fast
+        connection error instead of refusing every request.
+        """
         self._turn += 1
         count = len(self.replicas)
         # Rotate before sorting so ties are broken round-robin.
         rotated = [self.replicas[(self._turn + i) % count] for i in range(count)]
-        for replica in sorted(rotated, key=lambda r: r.in_flight):
-            if replica.url not in exclude and replica.admit():
+        candidates = sorted(rotated, key=lambda r: r.in_flight)
+        panic = not any(r.healthy for r in self.replicas)
+        for replica in candidates:
+            if replica.url not in exclude and replica.admit(ignore_health=panic):
                 return replica
         return None
+
+    def available(self) -> int:
+        """Return how many replicas are healthy with a breaker that is not open."""
+        return sum(1 for r in self.replicas if r.healthy and r.breaker_state != "open")
