@@ -6,8 +6,8 @@ from typing import Any
 
 from flask import Flask
 
-from fitness import auth, logs, serving, web
-from fitness.config import load_settings, split_targets
+from fitness import serving, web
+from fitness.config import split_targets
 from fitness.rpc import ServiceClient
 from fitness.v1 import activity_pb2_grpc, user_pb2_grpc
 
@@ -29,11 +29,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from activity_service.service import UserDirectory, WorkoutService
     from activity_service.store import ActivityStore
 
-    settings = load_settings(DEFAULTS, test_config)
-    logs.configure_logging(SERVICE_NAME, settings["LOG_LEVEL"], settings["LOG_FILE"])
-    app = Flask(SERVICE_NAME)
-    app.config.from_mapping(settings)
-    app.config["JWT_SECRET"] = auth.resolve_secret(settings)
+    app, settings = web.new_app(SERVICE_NAME, DEFAULTS, test_config)
 
     store = ActivityStore(settings["MONGO_URL"], settings["DATA_DIR"])
     user_client = ServiceClient(

@@ -11,12 +11,25 @@ import pydantic
 from flask import Flask, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from fitness import logs
+from fitness import auth, logs
+from fitness.config import load_settings
 from fitness.errors import DomainError, ValidationFailed
 
 log = logging.getLogger(__name__)
 
 Model = TypeVar("Model", bound=pydantic.BaseModel)
+
+
+def new_app(
+    name: str, defaults: dict[str, Any], test_config: dict[str, Any] | None
+) -> tuple[Flask, dict[str, Any]]:
+    """Return a configured, logging Flask app for service ``name`` and its settings."""
+    settings = load_settings(defaults, test_config)
+    logs.configure_logging(name, settings["LOG_LEVEL"], settings["LOG_FILE"])
+    app = Flask(name)
+    app.config.from_mapping(settings)
+    app.config["JWT_SECRET"] = auth.resolve_secret(settings)
+    return app, settings
 
 
 def init_app(

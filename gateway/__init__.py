@@ -6,8 +6,8 @@ from typing import Any
 
 from flask import Flask
 
-from fitness import auth, logs, serving, web
-from fitness.config import load_settings, split_targets
+from fitness import serving, web
+from fitness.config import split_targets
 
 SERVICE_NAME = "gateway"
 
@@ -37,11 +37,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from gateway.proxy import NoReplicaAvailable, Proxy, ProxySettings
     from gateway.upstream import BreakerSettings, Pool, Replica
 
-    settings = load_settings(DEFAULTS, test_config)
-    logs.configure_logging(SERVICE_NAME, settings["LOG_LEVEL"], settings["LOG_FILE"])
-    app = Flask(SERVICE_NAME)
-    app.config.from_mapping(settings)
-    app.config["JWT_SECRET"] = auth.resolve_secret(settings)
+    app, settings = web.new_app(SERVICE_NAME, DEFAULTS, test_config)
 
     breaker = BreakerSettings(
         failures=settings["BREAKER_FAILURES"],

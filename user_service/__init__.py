@@ -6,8 +6,7 @@ from typing import Any
 
 from flask import Flask
 
-from fitness import auth, logs, serving, web
-from fitness.config import load_settings
+from fitness import serving, web
 from fitness.v1 import user_pb2_grpc
 
 SERVICE_NAME = "user_service"
@@ -27,11 +26,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from user_service.grpc_api import UserServicer
     from user_service.service import AccountService, GoalService
 
-    settings = load_settings(DEFAULTS, test_config)
-    logs.configure_logging(SERVICE_NAME, settings["LOG_LEVEL"], settings["LOG_FILE"])
-    app = Flask(SERVICE_NAME)
-    app.config.from_mapping(settings)
-    app.config["JWT_SECRET"] = auth.resolve_secret(settings)
+    app, settings = web.new_app(SERVICE_NAME, DEFAULTS, test_config)
     app.config["DATABASE_URL"] = settings["DATABASE_URL"] or db.default_url(settings["DATA_DIR"])
 
     database = db.Database(app.config["DATABASE_URL"])
