@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from conftest import Api, free_port, make_replicas
+from conftest import Api, free_port, make_replicas, wait_until
 
 from devstack.stack import LocalStack, Replica
 
@@ -45,15 +45,6 @@ def _restart(stack: LocalStack, replicas: list[Replica]) -> None:
         stack.start_replica(replica)
     for replica in replicas:
         stack.wait_ready(replica)
-
-
-def _wait_until(predicate, timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 def test_it_runs_the_whole_journey_through_the_gateway(gw_stack):
@@ -108,7 +99,7 @@ def test_it_serves_reads_without_failure_while_a_replica_of_each_dies(gw_stack):
     time.sleep(4)
     status = requests.get(f"{api.user_url}/status", timeout=5).json()
     _restart(gw_stack, victims)
-    back = _wait_until(
+    back = wait_until(
         lambda: all(
             r["healthy"] and r["breaker"] == "closed"
             for s in requests.get(f"{api.user_url}/status", timeout=5).json()["upstreams"].values()
@@ -147,7 +138,7 @@ def test_it_answers_503_with_retry_after_when_a_service_is_gone(gw_stack):
         assert elapsed < 5
     finally:
         _restart(gw_stack, victims)
-    assert _wait_until(
+    assert wait_until(
         lambda: api.get(f"{api.user_url}/users/{user_id}/statistics", token).status_code == 200
     )
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
-from conftest import Api, start_stack
+from conftest import Api, start_stack, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -14,15 +12,6 @@ def own_stack(tmp_path_factory):
     running = start_stack(tmp_path_factory.mktemp("resilience"))
     yield running
     running.stop()
-
-
-def _wait_for(predicate, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.5)
-    return False
 
 
 def test_it_delivers_progress_after_the_user_service_returns(own_stack):
@@ -48,7 +37,7 @@ def test_it_delivers_progress_after_the_user_service_returns(own_stack):
         goals = api.get(f"{api.user_url}/users/{user_id}/goals", token).json()["goals"]
         return goals[0]["achieved"]
 
-    assert _wait_for(achieved), "the outbox never delivered the workout"
+    assert wait_until(achieved), "the outbox never delivered the workout"
     goals = api.get(f"{api.user_url}/users/{user_id}/goals", token).json()["goals"]
     assert goals[0]["current_progress"] == 1
 
