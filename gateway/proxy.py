@@ -10,6 +10,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
+from fitness.errors import Unavailable
 from gateway.upstream import Pool, Replica, UpstreamFailure
 
 log = logging.getLogger(__name__)
@@ -46,13 +47,18 @@ class UpstreamResponse:
     headers: dict[str, str]
 
 
-class NoReplicaAvailable(Exception):
+class NoReplicaAvailable(Unavailable):
     """Every replica of a service is down, open-circuited or already failed this request."""
+
+    code = "service_unavailable"
 
     def __init__(self, service: str, retry_after: int):
         super().__init__(f"No {service} replica is available right now; retry in {retry_after}s.")
         self.service = service
         self.retry_after = retry_after
+
+    def response_headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
 
 
 class Proxy:
@@ -80,6 +86,7 @@ class Proxy:
         pool = self.pools[service]
         idempotent = method in _IDEMPOTENT_METHODS or "Idempotency-Key" in headers
         tried: set[str] = set()
+        last_answer: UpstreamResponse | None = None
         while len(tried) < self.settings.max_attempts:
             replica = pool.acquire(tried)
             if replica is None:
@@ -88,8 +95,10 @@ class Proxy:
             response, retry = self._attempt(replica, method, path, body, headers, idempotent)
             if response is not None and not retry:
                 return response
-            if response is not None and len(tried) >= self.settings.max_attempts:
-                return response
+            last_answer = response or last_answer
+        # A replica's own 5xx says more than "no replica available" when nobody else could answer.
+        if last_answer is not None:
+            return last_answer
         raise NoReplicaAvailable(service, self.settings.retry_after_seconds)
 
     def _attempt(

@@ -6,9 +6,11 @@ import re
 
 from flask import Blueprint, Response, current_app, g, request
 
-from fitness import logs
+from fitness import logs, web
 from fitness.auth import bearer_token, verify_token
 from fitness.errors import NotFound, PermissionDenied
+from gateway.idempotency import Claim, StoredResponse
+from gateway.proxy import UpstreamResponse
 
 bp = Blueprint("gateway", __name__)
 
@@ -46,16 +48,94 @@ def _check_caller(path: str, path_user: str | None) -> None:
 def forward(rest: str):
     service, path_user = route_for(request.path)
     _check_caller(request.path, path_user)
+    target = request.full_path if request.query_string else request.path
+    if request.method == "GET":
+        return _read(service, target, path_user)
+    return _write(service, target)
+
+
+def _read(service: str, target: str, path_user: str | None) -> Response:
+    """Answer a read from the cache when a fresh copy is there, else from the service."""
+    cache = current_app.extensions["cache"]
+    if path_user is None or not cache.enabled:
+        return _respond(_send(service, target))
+    found = cache.lookup(path_user, target)
+    if found.body is not None:
+        return Response(
+            found.body, 200, content_type="application/json", headers={"X-Cache": "HIT"}
+        )
+    upstream = _send(service, target)
+    if upstream.status == 200:
+        cache.store(path_user, target, found.version, upstream.body)
+    response = _respond(upstream)
+    response.headers["X-Cache"] = "MISS"
+    return response
+
+
+def _write(service: str, target: str) -> Response:
+    """Send a write once per Idempotency-Key, limit failed logins, then drop stale reads."""
+    login = request.path == "/users/login"
+    if login:
+        current_app.extensions["login_guard"].check(_login_account(), _client_address())
+    claim = _claim_idempotency_key(target)
+    if isinstance(claim, StoredResponse):
+        return Response(
+            claim.body,
+            claim.status,
+            content_type=claim.content_type,
+            headers={"Idempotent-Replayed": "true"},
+        )
+    try:
+        upstream = _send(service, target)
+    except Exception:
+        if claim is not None:
+            current_app.extensions["idempotency"].release(claim)
+        raise
+    if claim is not None:
+        content_type = upstream.headers.get("Content-Type", "application/json")
+        current_app.extensions["idempotency"].settle(
+            claim, upstream.status, upstream.body, content_type
+        )
+    if g.get("user_id"):
+        current_app.extensions["cache"].invalidate(g.user_id)
+    if login and upstream.status == 401:
+        current_app.extensions["login_guard"].record_failure(_login_account(), _client_address())
+    return _respond(upstream)
+
+
+def _claim_idempotency_key(target: str) -> Claim | StoredResponse | None:
+    key = web.idempotency_key()
+    if key is None:
+        return None
+    owner = g.get("user_id") or f"address:{_client_address()}"
+    return current_app.extensions["idempotency"].claim(
+        owner, key, request.method, target, request.get_data()
+    )
+
+
+def _send(service: str, target: str) -> UpstreamResponse:
     headers = {
         name: request.headers[name] for name in _FORWARDED_HEADERS if name in request.headers
     }
     headers[logs.CORRELATION_HEADER] = logs.get_correlation_id()
-    headers["X-Forwarded-For"] = request.remote_addr or ""
-    target = request.full_path if request.query_string else request.path
-    upstream = current_app.extensions["proxy"].forward(
+    headers["X-Forwarded-For"] = _client_address()
+    return current_app.extensions["proxy"].forward(
         service, request.method, target, request.get_data(), headers
     )
+
+
+def _respond(upstream: UpstreamResponse) -> Response:
     return Response(upstream.body, status=upstream.status, headers=upstream.headers)
+
+
+def _login_account() -> str | None:
+    body = request.get_json(silent=True)
+    email = body.get("email") if isinstance(body, dict) else None
+    return email if isinstance(email, str) and email.strip() else None
+
+
+def _client_address() -> str:
+    return request.remote_addr or "unknown"
 
 
 def status():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 import uuid
@@ -64,7 +65,8 @@ class Api:
         self.http = requests.Session()
 
     def post(self, url: str, body=None, token: str | None = None, **kwargs) -> requests.Response:
-        return self.http.post(url, json=body, headers=_auth(token), timeout=TIMEOUT, **kwargs)
+        headers = {**_auth(token), **kwargs.pop("headers", {})}
+        return self.http.post(url, json=body, headers=headers, timeout=TIMEOUT, **kwargs)
 
     def get(self, url: str, token: str | None = None, **kwargs) -> requests.Response:
         return self.http.get(url, headers=_auth(token), timeout=TIMEOUT, **kwargs)
@@ -98,6 +100,20 @@ class Api:
         response = self.post(f"{self.activity_url}/workouts/{session_id}/end", body, token)
         assert response.status_code == 200, response.text
         return response.json()
+
+
+class GatewayApi(Api):
+    """The test client, pointed at a gateway for both services."""
+
+    def __init__(self, stack: LocalStack, gateway_index: int = 0):
+        super().__init__(stack)
+        self.user_url = self.activity_url = stack.replicas_of("gateway")[gateway_index].url
+
+
+def log_events(path: Path) -> list[dict]:
+    """Return the JSON events of a process's log file."""
+    lines = path.read_text().splitlines() if path.exists() else []
+    return [json.loads(line) for line in lines if line.startswith("{")]
 
 
 def _auth(token: str | None) -> dict[str, str]:

@@ -231,3 +231,32 @@ def test_it_refuses_a_workout_longer_than_a_day(api):
     response = api.post(f"{api.activity_url}/workouts/{session['session_id']}/end", {}, token)
     assert response.status_code == 400
     assert "end_time" in response.json()["error"]["fields"]
+
+
+def test_it_applies_a_keyed_create_once_on_any_replica(api, other_api):
+    """The gateway may resend a keyed write to another replica; the services honour the key."""
+    user_id, token = api.new_user()
+    goal = {"goal_type": "workout_count", "target_value": 2, "target_date": "2099-01-01"}
+    keyed = {"Idempotency-Key": "create-goal-1"}
+    goals = [
+        client.post(f"{client.user_url}/users/{user_id}/goals", goal, token, headers=keyed)
+        for client in (api, other_api)
+    ]
+    assert [g.status_code for g in goals] == [201, 201]
+    assert goals[0].json()["goal_id"] == goals[1].json()["goal_id"]
+
+    body = {"user_id": user_id, "workout_type": "running"}
+    starts = [
+        client.post(f"{client.activity_url}/workouts/start", body, token, headers=keyed)
+        for client in (api, other_api)
+    ]
+    assert [s.status_code for s in starts] == [201, 201]
+    assert starts[0].json()["session_id"] == starts[1].json()["session_id"]
+    api.end(starts[0].json()["session_id"], token)
+    again = api.post(f"{api.activity_url}/workouts/start", body, token, headers=keyed)
+    assert again.json()["session_id"] == starts[0].json()["session_id"]
+    assert again.json()["status"] == "ended"
+    other = api.post(
+        f"{api.activity_url}/workouts/start", body, token, headers={"Idempotency-Key": "2"}
+    )
+    assert other.status_code == 201 and other.json()["session_id"] != starts[0].json()["session_id"]

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from conftest import Api, free_port, make_replicas, wait_until
+from conftest import GatewayApi, free_port, make_replicas, wait_until
 
 from devstack.stack import LocalStack, Replica
 
@@ -30,14 +30,6 @@ def gw_stack(tmp_path_factory):
         yield stack
     finally:
         stack.stop()
-
-
-class GatewayApi(Api):
-    """The test client, pointed at the gateway for both services."""
-
-    def __init__(self, stack: LocalStack):
-        super().__init__(stack)
-        self.user_url = self.activity_url = stack.replicas_of("gateway")[0].url
 
 
 def _restart(stack: LocalStack, replicas: list[Replica]) -> None:

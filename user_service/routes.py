@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from hashlib import sha256
+
 from flask import Blueprint, current_app
 
 from fitness.auth import ensure_self, login_required
-from fitness.web import parse_body
+from fitness.web import idempotency_key, parse_body
 from user_service import schemas
 
 bp = Blueprint("users", __name__)
@@ -47,7 +49,10 @@ def update_profile(user_id: str):
 @login_required
 def create_goal(user_id: str):
     ensure_self(user_id)
-    return _goals().create(user_id, parse_body(schemas.GoalBody)), 201
+    # The gateway may reroute a keyed write after a timeout: the key makes that safe here too.
+    key = idempotency_key()
+    request_id = "http:" + sha256(f"{user_id}\n{key}".encode()).hexdigest() if key else None
+    return _goals().create(user_id, parse_body(schemas.GoalBody), request_id), 201
 
 
 @bp.get("/users/<user_id>/goals")

@@ -176,7 +176,9 @@ class GoalService:
             if session.get(User, user_id) is None:
                 raise UserNotFound(user_id)
             if request_id:
-                existing = session.scalars(select(Goal).where(Goal.request_id == request_id))
+                existing = session.scalars(
+                    select(Goal).where(Goal.request_id == request_id, Goal.user_id == user_id)
+                )
                 if (goal := existing.first()) is not None:
                     return goal_view(goal)
             goal = Goal(
