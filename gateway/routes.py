@@ -149,4 +149,7 @@ def status():
         for name, pool in pools.items()
     }
     overall = "ok" if all(s["available"] for s in services.values()) else "degraded"
-    return {"status": overall, "service": "gateway", "upstreams": services}
+    shards = current_app.extensions["shards"]
+    live = set(shards.live_nodes())
+    cache = [{"url": url, "in_ring": url in live} for url in sorted(shards.clients)]
+    return {"status": overall, "service": "gateway", "upstreams": services, "cache_nodes": cache}

@@ -104,6 +104,8 @@ def test_it_keeps_answering_when_a_cache_node_dies_and_hits_recover(cached_stack
         # Keys of the dead node now live on the others: the next round hits again.
         after = [api.get(path, token).headers["X-Cache"] for path, token in paths]
         assert after.count("HIT") == len(paths)
+        nodes = requests.get(f"{api.user_url}/status", timeout=5).json()["cache_nodes"]
+        assert {n["url"]: n["in_ring"] for n in nodes}[victim.url] is False
     finally:
         cached_stack.start_replica(victim)
         cached_stack.wait_ready(victim)
