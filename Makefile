@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install up test lint format protos clean
+.PHONY: install up test lint format protos openapi clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ format: install
 
 protos: install
 	$(PY) -m fitness.protogen
+
+openapi: install
+	$(PY) -m gateway.openapi
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

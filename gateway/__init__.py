@@ -41,7 +41,7 @@ DEFAULTS: dict[str, Any] = {
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the gateway; upstream connections are made on the first request."""
-    from gateway import routes
+    from gateway import docs, routes
     from gateway.cache import ResponseCache
     from gateway.health import HealthChecker
     from gateway.idempotency import IdempotencyStore
@@ -110,6 +110,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     web.init_app(app, ready_check=ready_check, status_view=routes.status)
     app.register_blueprint(routes.bp)
+    app.register_blueprint(docs.bp)
 
     serving.plan_worker(
         app,

@@ -1,0 +1,25 @@
+"""``python -m gateway.openapi``: rewrite the committed OpenAPI document and Postman collection."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from gateway.openapi import POSTMAN_PATH, SPEC_PATH, build_spec, to_json
+from gateway.openapi.postman import build_collection
+
+
+def write(path: Path, document: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(to_json(document), encoding="utf-8")
+    print(f"wrote {path}")
+
+
+def main() -> None:
+    spec = build_spec()
+    write(SPEC_PATH, spec)
+    write(POSTMAN_PATH, build_collection(spec))
+
+
+if __name__ == "__main__":
+    main()

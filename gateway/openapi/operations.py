@@ -1,0 +1,343 @@
+"""The public operations: what each one takes, answers and may fail with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from fitness.workouts import WORKOUT_TYPES
+from gateway.openapi.examples import (
+    ACTIVE_SESSION,
+    ENDED_SESSION,
+    GATEWAY_STATUS,
+    GOAL,
+    GOAL_ID,
+    GOAL_NOT_FOUND,
+    SESSION_ID,
+    SESSION_NOT_FOUND,
+    STATISTICS,
+    TOKEN,
+    USER,
+    USER_ID,
+    USER_NOT_FOUND,
+    error,
+    invalid,
+)
+from user_service.schemas import GOAL_TYPES
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One public operation, in the terms the document is built from."""
+
+    method: str
+    path: str
+    tag: str
+    operation_id: str
+    summary: str
+    ok: tuple[int, str, Any]  # status, response schema, example
+    description: str = ""
+    body: str | None = None  # a BODY_MODELS name
+    body_example: dict[str, Any] | None = None
+    errors: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    public: bool = False
+    query: tuple[str, ...] = ()
+    forwarded: bool = True  # False: answered by the gateway itself
+    responses: dict[str, Any] = field(default_factory=dict)  # more answers, as they stand
+
+    @property
+    def writes(self) -> bool:
+        """Tell whether the operation changes state (and so takes an Idempotency-Key)."""
+        return self.method in {"post", "patch", "delete"}
+
+
+OPERATIONS = [
+    Operation(
+        method="post",
+        path="/users/register",
+        tag="accounts",
+        operation_id="registerUser",
+        summary="Create an account",
+        description="Register with a unique username and email; then log in for a token.",
+        ok=(201, "User", USER),
+        body="RegisterBody",
+        body_example={
+            "username": "alice",
+            "email": "alice@example.com",
+            "password": "correct-horse-battery",
+            "weight_kg": 62.5,
+        },
+        errors={
+            400: [
+                invalid(
+                    ("username", "3 to 32 letters, digits, '.', '_' or '-'."),
+                    ("email", "Not a valid email address."),
+                    ("password", "String should have at least 8 characters"),
+                    ("age", "Unknown field."),
+                )
+            ],
+            409: [
+                error(
+                    "account_exists",
+                    "That username is already registered.",
+                    {"username": "Already registered."},
+                )
+            ],
+        },
+        public=True,
+    ),
+    Operation(
+        method="post",
+        path="/users/login",
+        tag="accounts",
+        operation_id="login",
+        summary="Log in",
+        description="Exchange email and password for a bearer token. A wrong email and a wrong "
+        "password get the same 401. Too many failed logins for one account or from one address "
+        "get 429 until `Retry-After` seconds have passed.",
+        ok=(200, "Token", TOKEN),
+        body="LoginBody",
+        body_example={"email": "alice@example.com", "password": "correct-horse-battery"},
+        errors={
+            400: [invalid(("password", "Field required"))],
+            401: [error("invalid_credentials", "Email or password is incorrect.")],
+            429: [error("too_many_attempts", "Too many failed logins; try again in 60s.")],
+        },
+        public=True,
+    ),
+    Operation(
+        method="get",
+        path="/users/{user_id}",
+        tag="accounts",
+        operation_id="getUser",
+        summary="Read your profile",
+        ok=(200, "User", USER),
+        errors={404: [USER_NOT_FOUND]},
+    ),
+    Operation(
+        method="patch",
+        path="/users/{user_id}",
+        tag="accounts",
+        operation_id="updateUser",
+        summary="Change your profile",
+        description="Set or clear your weight; it is read when a workout starts.",
+        ok=(200, "User", {**USER, "weight_kg": 64.0}),
+        body="ProfileBody",
+        body_example={"weight_kg": 64},
+        errors={
+            400: [invalid(("weight_kg", "Input should be less than or equal to 400"))],
+            404: [USER_NOT_FOUND],
+        },
+    ),
+    Operation(
+        method="post",
+        path="/users/{user_id}/goals",
+        tag="goals",
+        operation_id="createGoal",
+        summary="Set a goal",
+        description="Progress counts workouts that end between the goal's creation and the end "
+        "of its target date (of its workout type, if it has one): +1 per workout for "
+        "`workout_count`, its minutes for `active_minutes`, its kcal for `calories_burned`.",
+        ok=(201, "Goal", {**GOAL, "current_progress": 0.0}),
+        body="GoalBody",
+        body_example={
+            "goal_type": "active_minutes",
+            "target_value": 150,
+            "target_date": "2099-12-31",
+        },
+        errors={
+            400: [
+                invalid(
+                    ("goal_type", "Unknown goal type; accepted: " + ", ".join(GOAL_TYPES) + "."),
+                    ("target_date", "Must not be in the past."),
+                )
+            ],
+            404: [USER_NOT_FOUND],
+        },
+    ),
+    Operation(
+        method="get",
+        path="/users/{user_id}/goals",
+        tag="goals",
+        operation_id="listGoals",
+        summary="List your goals",
+        description="Every goal, newest first, cancelled ones included.",
+        ok=(200, "GoalList", {"goals": [GOAL]}),
+        errors={404: [USER_NOT_FOUND]},
+    ),
+    Operation(
+        method="get",
+        path="/users/{user_id}/goals/{goal_id}",
+        tag="goals",
+        operation_id="getGoal",
+        summary="Read one goal",
+        ok=(200, "Goal", GOAL),
+        errors={404: [GOAL_NOT_FOUND]},
+    ),
+    Operation(
+        method="patch",
+        path="/users/{user_id}/goals/{goal_id}",
+        tag="goals",
+        operation_id="updateGoal",
+        summary="Change a goal",
+        description="Change the target value and/or date of an active goal; `achieved` "
+        "follows the new target.",
+        ok=(200, "Goal", {**GOAL, "target_value": 200.0}),
+        body="GoalChangeBody",
+        body_example={"target_value": 200},
+        errors={
+            400: [invalid(("target_value", "Input should be greater than 0"))],
+            404: [GOAL_NOT_FOUND],
+            409: [
+                error("goal_not_active", f"Goal '{GOAL_ID}' is cancelled; it cannot be changed.")
+            ],
+        },
+    ),
+    Operation(
+        method="delete",
+        path="/users/{user_id}/goals/{goal_id}",
+        tag="goals",
+        operation_id="cancelGoal",
+        summary="Cancel a goal",
+        description="The goal stays listed with status `cancelled` and stops counting "
+        "progress. Cancelling again changes nothing.",
+        ok=(200, "Goal", {**GOAL, "status": "cancelled"}),
+        errors={404: [GOAL_NOT_FOUND]},
+    ),
+    Operation(
+        method="post",
+        path="/workouts/start",
+        tag="workouts",
+        operation_id="startWorkout",
+        summary="Start a workout",
+        description="Start a session for yourself; one may be active at a time. Its calories "
+        "use your profile weight at the start (70 kg if you have none).",
+        ok=(201, "WorkoutSession", ACTIVE_SESSION),
+        body="StartBody",
+        body_example={"user_id": USER_ID, "workout_type": "running"},
+        errors={
+            400: [
+                invalid(
+                    ("workout_type", f"Unknown workout type; accepted: {', '.join(WORKOUT_TYPES)}.")
+                )
+            ],
+            404: [USER_NOT_FOUND],
+            409: [
+                error(
+                    "session_already_active",
+                    f"You already have an active workout session ({SESSION_ID}); end it first.",
+                    {"active_session_id": SESSION_ID},
+                )
+            ],
+        },
+    ),
+    Operation(
+        method="post",
+        path="/workouts/{session_id}/end",
+        tag="workouts",
+        operation_id="endWorkout",
+        summary="End a workout",
+        description="End one of your sessions now (an empty body or `{}`) or at `end_time`. "
+        "Its duration and calories are computed and it counts towards your goals. Ending it "
+        "again returns the first result unchanged.",
+        ok=(200, "WorkoutSession", ENDED_SESSION),
+        body="EndBody",
+        body_example={"end_time": "2026-11-23T19:39:00Z"},
+        errors={
+            400: [
+                error(
+                    "validation_failed",
+                    "end_time is before the session's start.",
+                    {"end_time": "Must be at or after 2026-11-23T19:09:00+00:00."},
+                )
+            ],
+            404: [SESSION_NOT_FOUND],
+        },
+    ),
+    Operation(
+        method="get",
+        path="/workouts/{session_id}",
+        tag="workouts",
+        operation_id="getWorkout",
+        summary="Read one workout",
+        ok=(200, "WorkoutSession", ENDED_SESSION),
+        errors={404: [SESSION_NOT_FOUND]},
+    ),
+    Operation(
+        method="get",
+        path="/users/{user_id}/workouts",
+        tag="workouts",
+        operation_id="listWorkouts",
+        summary="List your workouts",
+        description="A page of your sessions, newest start first, with the total count.",
+        ok=(200, "WorkoutPage", {"workouts": [ENDED_SESSION], "total": 2, "limit": 1, "offset": 0}),
+        errors={
+            400: [
+                error(
+                    "validation_failed",
+                    "Bad paging parameters.",
+                    {
+                        "limit": "Must be a whole number from 1 to 100.",
+                        "offset": "Must be a whole number from 0 to 1000000000.",
+                    },
+                )
+            ]
+        },
+        query=("Limit", "Offset"),
+    ),
+    Operation(
+        method="get",
+        path="/users/{user_id}/statistics",
+        tag="workouts",
+        operation_id="getStatistics",
+        summary="Your statistics",
+        description="Totals over your ended sessions: minutes and kcal.",
+        ok=(200, "Statistics", STATISTICS),
+    ),
+    Operation(
+        method="get",
+        path="/status",
+        tag="health",
+        operation_id="getStatus",
+        summary="Gateway and upstream status",
+        description="Liveness; per service how many replicas are available and per replica "
+        "its health, breaker state, in-flight and total requests and last error; and which "
+        "Redis servers are in the ring.",
+        ok=(200, "GatewayStatus", GATEWAY_STATUS),
+        public=True,
+        forwarded=False,
+    ),
+    Operation(
+        method="get",
+        path="/status/ready",
+        tag="health",
+        operation_id="getReadiness",
+        summary="Gateway readiness",
+        description="200 once every service has a replica the gateway would send traffic to.",
+        ok=(200, "Readiness", {"status": "ready", "service": "gateway"}),
+        responses={"503": {"$ref": "#/components/responses/NotReady"}},
+        public=True,
+        forwarded=False,
+    ),
+    Operation(
+        method="get",
+        path="/openapi.json",
+        tag="docs",
+        operation_id="getOpenApi",
+        summary="This OpenAPI document",
+        ok=(200, "OpenApiDocument", None),
+        public=True,
+        forwarded=False,
+    ),
+    Operation(
+        method="get",
+        path="/docs",
+        tag="docs",
+        operation_id="getDocs",
+        summary="The API documentation page",
+        description="Plain HTML rendered from this document; it needs no internet.",
+        ok=(200, "html", None),
+        public=True,
+        forwarded=False,
+    ),
+]
