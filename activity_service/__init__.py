@@ -25,6 +25,7 @@ DEFAULTS: dict[str, Any] = {
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the activity service's app; nothing connects to the network until needed."""
     from activity_service import routes
+    from activity_service.goals import GoalRegistry
     from activity_service.grpc_api import ActivityServicer
     from activity_service.service import UserDirectory, WorkoutService
     from activity_service.store import ActivityStore
@@ -38,11 +39,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         timeout=settings["GRPC_TIMEOUT_SECONDS"],
     )
     workouts = WorkoutService(store, UserDirectory(user_client))
-    app.extensions.update(store=store, workouts=workouts, user_client=user_client)
+    goals = GoalRegistry(store)
+    app.extensions.update(store=store, workouts=workouts, goals=goals, user_client=user_client)
 
     web.init_app(app, ready_check=store.ping)
     app.register_blueprint(routes.bp)
-    servicer = ActivityServicer(workouts)
+    servicer = ActivityServicer(workouts, goals)
     serving.plan_worker(
         app,
         serving.WorkerPlan(

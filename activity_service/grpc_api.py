@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from activity_service import schemas
+from activity_service.goals import GoalRegistry
 from activity_service.service import WorkoutService
 from fitness.errors import ValidationFailed
 from fitness.v1 import activity_pb2, activity_pb2_grpc
@@ -24,8 +25,9 @@ def workout_message(view: dict) -> activity_pb2.WorkoutResponse:
 
 
 class ActivityServicer(activity_pb2_grpc.ActivityServiceServicer):
-    def __init__(self, workouts: WorkoutService):
+    def __init__(self, workouts: WorkoutService, goals: GoalRegistry):
         self.workouts = workouts
+        self.goals = goals
 
     def StartWorkoutSession(self, request, context):
         body = validate(
@@ -42,3 +44,24 @@ class ActivityServicer(activity_pb2_grpc.ActivityServiceServicer):
 
     def GetUserStatistics(self, request, context):
         return activity_pb2.StatisticsResponse(**self.workouts.statistics(request.user_id))
+
+    def ApplyGoal(self, request, context):
+        if not (request.saga_id and request.step and request.goal_id and request.user_id):
+            raise ValidationFailed("saga_id, step, goal_id and user_id are required.")
+        state = validate(
+            schemas.GoalStateBody,
+            {
+                "goal_id": request.goal_id,
+                "user_id": request.user_id,
+                "goal_type": request.goal_type,
+                "workout_type": request.workout_type or None,
+                "target_value": request.target_value,
+                "target_date": request.target_date,
+                "status": request.status,
+                "created_at": request.created_at,
+            },
+        )
+        applied = self.goals.apply(
+            state.model_dump(), request.saga_id, request.step, tuple(request.supersedes)
+        )
+        return activity_pb2.GoalStateResponse(applied=applied)

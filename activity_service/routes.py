@@ -51,3 +51,10 @@ def list_workouts(user_id: str):
 def statistics(user_id: str):
     ensure_self(user_id)
     return _workouts().statistics(user_id)
+
+
+@bp.get("/users/<user_id>/suggestions")
+@login_required
+def suggestions(user_id: str):
+    ensure_self(user_id)
+    return current_app.extensions["goals"].suggestions(user_id)

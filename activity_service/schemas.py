@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from fitness.workouts import WORKOUT_TYPES
+from fitness.workouts import GOAL_TYPES, WORKOUT_TYPES
 
 MAX_CLOCK_SKEW = dt.timedelta(minutes=5)
 MAX_BACKDATE = dt.timedelta(days=7)
@@ -18,6 +18,10 @@ def _workout_type(value: str) -> str:
     if value not in WORKOUT_TYPES:
         raise ValueError(f"Unknown workout type; accepted: {', '.join(WORKOUT_TYPES)}.")
     return value
+
+
+def _optional_workout_type(value: str | None) -> str | None:
+    return None if value is None else _workout_type(value)
 
 
 def parse_timestamp(value: str) -> dt.datetime:
@@ -54,3 +58,31 @@ class StartBody(Strict):
 
 class EndBody(Strict):
     end_time: Timestamp | None = None
+
+
+def _iso_date(value: str) -> str:
+    try:
+        return dt.date.fromisoformat(value).isoformat()
+    except ValueError:
+        raise ValueError("Must be an ISO-8601 date, YYYY-MM-DD.") from None
+
+
+def _iso_time(value: str) -> str:
+    try:
+        dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("Must be an ISO-8601 timestamp.") from None
+    return value
+
+
+class GoalStateBody(Strict):
+    """A goal's state as a saga step sets it (``ApplyGoal``)."""
+
+    goal_id: Annotated[str, Field(min_length=1, max_length=64)]
+    user_id: Annotated[str, Field(min_length=1, max_length=64)]
+    goal_type: Literal[GOAL_TYPES]
+    workout_type: Annotated[str | None, AfterValidator(_optional_workout_type)] = None
+    target_value: Annotated[float, Field(gt=0, le=10_000_000, allow_inf_nan=False)]
+    target_date: Annotated[str, Field(max_length=32), AfterValidator(_iso_date)]
+    status: Literal["active", "cancelled", "deleted"]
+    created_at: Annotated[str, Field(max_length=40), AfterValidator(_iso_time)]

@@ -35,11 +35,17 @@ class ActivityStore:
         """One document per user with an active session: a unique _id makes start atomic."""
         return self.db["active_sessions"]
 
+    @property
+    def goals(self) -> Any:
+        """The service's copy of users' goals, set by saga steps (see ``goals.py``)."""
+        return self.db["goals"]
+
     def create_indexes(self) -> None:
         """Create the indexes queries rely on (idempotent; run at start-up)."""
         self.sessions.create_index([("user_id", pymongo.ASCENDING), ("start_time", -1)])
         self.sessions.create_index([("status", 1), ("progress_reported", 1)])
         self.sessions.create_index([("updated_at", pymongo.ASCENDING)])
+        self.goals.create_index([("user_id", pymongo.ASCENDING), ("status", 1)])
 
     def ping(self) -> None:
         """Raise unless the store answers."""

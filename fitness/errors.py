@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import grpc
@@ -75,7 +76,26 @@ _BY_GRPC_STATUS = {
 }
 
 
+# Trailing metadata that carries a domain error's machine code and fields across gRPC.
+_CODE_KEY = "fitness-error-code"
+_FIELDS_KEY = "fitness-error-fields"
+
+
+def error_metadata(error: DomainError) -> tuple[tuple[str, str], ...]:
+    """Return the trailing metadata that lets the caller rebuild ``error`` exactly."""
+    return ((_CODE_KEY, error.code), (_FIELDS_KEY, json.dumps(error.fields)))
+
+
 def from_rpc_error(error: grpc.RpcError) -> DomainError:
-    """Turn a peer's gRPC error back into the domain error it stands for."""
+    """Turn a peer's gRPC error back into the domain error it stands for (code and fields too)."""
     cls = _BY_GRPC_STATUS.get(error.code(), Unavailable)
-    return cls(error.details() or "upstream call failed")
+    trailers = dict(getattr(error, "trailing_metadata", tuple)() or ())
+    try:
+        fields = json.loads(trailers.get(_FIELDS_KEY, "{}"))
+    except ValueError:
+        fields = {}
+    return cls(
+        error.details() or "upstream call failed",
+        fields if isinstance(fields, dict) else {},
+        code=trailers.get(_CODE_KEY, ""),
+    )

@@ -14,7 +14,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from fitness import logs
-from fitness.errors import DomainError, Unavailable, from_rpc_error
+from fitness.errors import DomainError, Unavailable, error_metadata, from_rpc_error
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,7 @@ def _run_logged(behaviour, method: str, request, context):
         return behaviour(request, context)
     except DomainError as err:
         code = err.grpc_status
+        context.set_trailing_metadata(error_metadata(err))
         context.abort(err.grpc_status, err.message)
     except Exception:
         if context.code() not in (None, grpc.StatusCode.OK):
@@ -109,6 +110,18 @@ def set_serving(health_servicer: health.HealthServicer, serving: bool) -> None:
     health_servicer.set("", status)
 
 
+class ReplicasUnavailable(Unavailable):
+    """No replica completed a call. ``maybe_applied``: one timed out, so it may have acted.
+
+    UNAVAILABLE means the call was not processed (gRPC status code semantics); only a
+    deadline leaves the outcome unknown.
+    """
+
+    def __init__(self, message: str, maybe_applied: bool):
+        super().__init__(message)
+        self.maybe_applied = maybe_applied
+
+
 class ServiceClient:
     """Calls one service's replicas, round-robin, over channels made once and reused.
 
@@ -144,6 +157,7 @@ class ServiceClient:
         start = next(self._next)
         metadata = [(logs.CORRELATION_METADATA_KEY, logs.get_correlation_id() or "")]
         last_error: grpc.RpcError | None = None
+        maybe_applied = False
         for attempt in range(len(stubs)):
             stub = stubs[(start + attempt) % len(stubs)]
             try:
@@ -154,10 +168,12 @@ class ServiceClient:
                 if err.code() not in RETRYABLE_CODES:
                     raise from_rpc_error(err) from None
                 last_error = err
+                maybe_applied = maybe_applied or err.code() == grpc.StatusCode.DEADLINE_EXCEEDED
                 log.warning("gRPC %s to a replica failed: %s", method, err.code().name)
-        raise Unavailable(
+        raise ReplicasUnavailable(
             f"{self._stub_class.__name__.removesuffix('Stub')} is unavailable: "
-            f"{last_error.code().name if last_error else 'no replica'}"
+            f"{last_error.code().name if last_error else 'no replica'}",
+            maybe_applied,
         )
 
     def close(self) -> None:

@@ -23,6 +23,9 @@ WORKOUT_METS: dict[str, float] = {
 
 WORKOUT_TYPES: tuple[str, ...] = tuple(sorted(WORKOUT_METS))
 
+GOAL_TYPES = ("workout_count", "active_minutes", "calories_burned")
+"""What a goal measures: finished workouts, their minutes, or the calories they burned."""
+
 DEFAULT_BODY_WEIGHT_KG = 70.0
 """Used for calories when a user has not given a weight (a common adult reference weight)."""
 

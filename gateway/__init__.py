@@ -36,21 +36,62 @@ DEFAULTS: dict[str, Any] = {
     "LOGIN_FAILURES_PER_ACCOUNT": "10 per 15 minutes",
     "LOGIN_FAILURES_PER_ADDRESS": "50 per 15 minutes",
     "TRUSTED_PROXY_HOPS": 0,
+    "STATE_REDIS_URL": "redis://127.0.0.1:6390/0",
+    "STATE_REDIS_TIMEOUT_SECONDS": 2.0,
+    "SAGA_WAIT_SECONDS": 5.0,
+    "SAGA_STEP_DEADLINE_SECONDS": 5.0,
+    "SAGA_COMPENSATION_DEADLINE_SECONDS": 30.0,
+    "SAGA_LEASE_SECONDS": 5.0,
+    "SAGA_RECOVERY_SECONDS": 1.0,
+    "SAGA_WORKERS": 64,
 }
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the gateway; upstream connections are made on the first request."""
     from gateway import docs, routes
-    from gateway.cache import ResponseCache
     from gateway.health import HealthChecker
-    from gateway.idempotency import IdempotencyStore
-    from gateway.proxy import Proxy, ProxySettings
-    from gateway.ratelimit import LoginGuard
-    from gateway.shards import ShardedRedis
-    from gateway.upstream import BreakerSettings, Pool, Replica
+    from gateway.sagas import routes as saga_routes
 
     app, settings = web.new_app(SERVICE_NAME, DEFAULTS, test_config)
+    pools, proxy = _upstreams(settings)
+    checker = HealthChecker(
+        list(pools.values()),
+        settings["HEALTH_INTERVAL_SECONDS"],
+        settings["HEALTH_TIMEOUT_SECONDS"],
+    )
+    app.extensions.update(pools=pools, proxy=proxy, health=checker)
+    app.extensions.update(_shared_state(settings))
+    app.extensions["coordinator"] = _coordinator(settings, app.extensions)
+    if settings["TRUSTED_PROXY_HOPS"]:
+        # Behind a proxy the client's address is in X-Forwarded-For; trust only our own hops.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings["TRUSTED_PROXY_HOPS"])
+
+    def ready_check() -> None:
+        """Ready once every service has a replica the gateway would send traffic to."""
+        missing = [name for name, pool in pools.items() if not pool.available()]
+        if missing:
+            raise RuntimeError("no available replica of " + ", ".join(missing))
+
+    web.init_app(app, ready_check=ready_check, status_view=routes.status)
+    app.register_blueprint(saga_routes.bp)
+    app.register_blueprint(routes.bp)
+    app.register_blueprint(docs.bp)
+    background = [
+        checker.run,
+        app.extensions["shards"].run_probes,
+        app.extensions["coordinator"].recover_forever,
+    ]
+    serving.plan_worker(
+        app, serving.WorkerPlan(grpc_register=[], ready_check=ready_check, background=background)
+    )
+    return app
+
+
+def _upstreams(settings: dict[str, Any]):
+    """Return the replica pools of both services and the proxy that forwards to them."""
+    from gateway.proxy import Proxy, ProxySettings
+    from gateway.upstream import BreakerSettings, Pool, Replica
 
     breaker = BreakerSettings(
         failures=settings["BREAKER_FAILURES"],
@@ -73,49 +114,76 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             retry_after_seconds=settings["RETRY_AFTER_SECONDS"],
         ),
     )
-    checker = HealthChecker(
-        list(pools.values()),
-        settings["HEALTH_INTERVAL_SECONDS"],
-        settings["HEALTH_TIMEOUT_SECONDS"],
-    )
+    return pools, proxy
+
+
+def _shared_state(settings: dict[str, Any]) -> dict[str, Any]:
+    """Return what gateway instances share through the sharded Redis servers."""
+    from gateway.cache import ResponseCache
+    from gateway.idempotency import IdempotencyStore
+    from gateway.ratelimit import LoginGuard
+    from gateway.shards import ShardedRedis
+
     shards = ShardedRedis(
         split_targets(settings["CACHE_REDIS_URLS"]),
         settings["CACHE_TIMEOUT_SECONDS"],
         settings["CACHE_PROBE_SECONDS"],
     )
-    app.extensions.update(
-        pools=pools,
-        proxy=proxy,
-        health=checker,
-        shards=shards,
-        cache=ResponseCache(shards, settings["CACHE_TTL_SECONDS"]),
-        idempotency=IdempotencyStore(
+    return {
+        "shards": shards,
+        "cache": ResponseCache(shards, settings["CACHE_TTL_SECONDS"]),
+        "idempotency": IdempotencyStore(
             shards,
             settings["IDEMPOTENCY_TTL_SECONDS"],
             settings["UPSTREAM_READ_TIMEOUT_SECONDS"] * 3,
         ),
-        login_guard=LoginGuard(
+        "login_guard": LoginGuard(
             shards, settings["LOGIN_FAILURES_PER_ACCOUNT"], settings["LOGIN_FAILURES_PER_ADDRESS"]
         ),
-    )
-    if settings["TRUSTED_PROXY_HOPS"]:
-        # Behind a proxy the client's address is in X-Forwarded-For; trust only our own hops.
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings["TRUSTED_PROXY_HOPS"])
+    }
 
-    def ready_check() -> None:
-        """Ready once every service has a replica the gateway would send traffic to."""
-        missing = [name for name, pool in pools.items() if not pool.available()]
-        if missing:
-            raise RuntimeError("no available replica of " + ", ".join(missing))
 
-    web.init_app(app, ready_check=ready_check, status_view=routes.status)
-    app.register_blueprint(routes.bp)
-    app.register_blueprint(docs.bp)
+def _coordinator(settings: dict[str, Any], extensions: dict[str, Any]):
+    """Return the saga coordinator, its log in the state Redis, its gRPC participants."""
+    import redis
 
-    serving.plan_worker(
-        app,
-        serving.WorkerPlan(
-            grpc_register=[], ready_check=ready_check, background=[checker.run, shards.run_probes]
+    from fitness.rpc import ServiceClient
+    from fitness.v1 import activity_pb2_grpc, user_pb2_grpc
+    from gateway.sagas.coordinator import Coordinator, CoordinatorSettings
+    from gateway.sagas.goals import Participants
+    from gateway.sagas.log import SagaLog
+
+    timeout = settings["GRPC_TIMEOUT_SECONDS"]
+    participants = Participants(
+        users=ServiceClient(
+            split_targets(settings["USER_GRPC_TARGETS"]), user_pb2_grpc.UserServiceStub, timeout
+        ),
+        activity=ServiceClient(
+            split_targets(settings["ACTIVITY_GRPC_TARGETS"]),
+            activity_pb2_grpc.ActivityServiceStub,
+            timeout,
         ),
     )
-    return app
+    state = redis.Redis.from_url(
+        settings["STATE_REDIS_URL"],
+        socket_timeout=settings["STATE_REDIS_TIMEOUT_SECONDS"],
+        socket_connect_timeout=settings["STATE_REDIS_TIMEOUT_SECONDS"],
+        max_connections=256,
+    )
+    saga_log = SagaLog(state, settings["SAGA_LEASE_SECONDS"])
+
+    def settled(saga) -> None:
+        extensions["cache"].invalidate(saga.user_id)
+        saga_log.unlock_goal(saga.data["goal_id"], saga.id)
+
+    return Coordinator(
+        saga_log,
+        participants,
+        CoordinatorSettings(
+            step_deadline_seconds=settings["SAGA_STEP_DEADLINE_SECONDS"],
+            compensation_deadline_seconds=settings["SAGA_COMPENSATION_DEADLINE_SECONDS"],
+            recovery_interval_seconds=settings["SAGA_RECOVERY_SECONDS"],
+            workers=settings["SAGA_WORKERS"],
+        ),
+        on_settled=settled,
+    )

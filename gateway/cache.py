@@ -70,6 +70,8 @@ class ResponseCache:
 
     def invalidate(self, user_id: str) -> None:
         """Orphan every cached read of ``user_id`` after a write that may have changed them."""
+        if not self.enabled:
+            return
         prefix = _prefix(user_id)
 
         def bump(url: str) -> list:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from flask import Blueprint, Response, current_app, g, request
 
@@ -17,7 +18,7 @@ bp = Blueprint("gateway", __name__)
 PUBLIC_PATHS = {"/users/register", "/users/login"}
 ROUTES: list[tuple[re.Pattern, str]] = [
     (re.compile(r"^/users/(register|login)$"), "user_service"),
-    (re.compile(r"^/users/(?P<user>[^/]+)/(workouts|statistics)$"), "activity_service"),
+    (re.compile(r"^/users/(?P<user>[^/]+)/(workouts|statistics|suggestions)$"), "activity_service"),
     (re.compile(r"^/users/(?P<user>[^/]+)(/goals(/[^/]+)?)?$"), "user_service"),
     (re.compile(r"^/workouts/start$"), "activity_service"),
     (re.compile(r"^/workouts/[^/]+(/end)?$"), "activity_service"),
@@ -77,7 +78,17 @@ def _write(service: str, target: str) -> Response:
     login = request.path == "/users/login"
     if login:
         current_app.extensions["login_guard"].check(_login_account(), _client_address())
-    claim = _claim_idempotency_key(target)
+    response = run_once_per_key(lambda: _respond(_send(service, target)))
+    if g.get("user_id"):
+        current_app.extensions["cache"].invalidate(g.user_id)
+    if login and response.status_code == 401:
+        current_app.extensions["login_guard"].record_failure(_login_account(), _client_address())
+    return response
+
+
+def run_once_per_key(produce: Callable[[], Response]) -> Response:
+    """Answer a write with ``produce()``, once per Idempotency-Key: repeats get the first answer."""
+    claim = _claim_idempotency_key()
     if isinstance(claim, StoredResponse):
         return Response(
             claim.body,
@@ -85,29 +96,24 @@ def _write(service: str, target: str) -> Response:
             content_type=claim.content_type,
             headers={"Idempotent-Replayed": "true"},
         )
+    records = current_app.extensions["idempotency"]
     try:
-        upstream = _send(service, target)
+        response = produce()
     except Exception:
         if claim is not None:
-            current_app.extensions["idempotency"].release(claim)
+            records.release(claim)
         raise
     if claim is not None:
-        content_type = upstream.headers.get("Content-Type", "application/json")
-        current_app.extensions["idempotency"].settle(
-            claim, upstream.status, upstream.body, content_type
-        )
-    if g.get("user_id"):
-        current_app.extensions["cache"].invalidate(g.user_id)
-    if login and upstream.status == 401:
-        current_app.extensions["login_guard"].record_failure(_login_account(), _client_address())
-    return _respond(upstream)
+        records.settle(claim, response.status_code, response.get_data(), response.content_type)
+    return response
 
 
-def _claim_idempotency_key(target: str) -> Claim | StoredResponse | None:
+def _claim_idempotency_key() -> Claim | StoredResponse | None:
     key = web.idempotency_key()
     if key is None:
         return None
     owner = g.get("user_id") or f"address:{_client_address()}"
+    target = request.full_path if request.query_string else request.path
     return current_app.extensions["idempotency"].claim(
         owner, key, request.method, target, request.get_data()
     )

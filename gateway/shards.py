@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -111,8 +110,7 @@ class ShardedRedis:
                 continue
             self._bring_back(url)
 
-    def run_probes(self, stop: threading.Event | None = None) -> None:
-        """Probe dead servers forever (a worker's background thread)."""
-        while stop is None or not stop.is_set():
-            time.sleep(self.probe_seconds)
+    def run_probes(self, stopped: threading.Event) -> None:
+        """Probe dead servers every few seconds until ``stopped`` is set."""
+        while not stopped.wait(self.probe_seconds):
             self.probe_once()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from devstack.stack import LocalStack, Replica
+from devstack.stack import REDIS, STATE_REDIS, LocalStack, Replica
 
 TIMEOUT = 10
 
@@ -30,6 +30,15 @@ def make_replicas(count: int = 2) -> list[Replica]:
         Replica(service, f"{service}-{n}", free_port(), free_port())
         for service in ("user_service", "activity_service")
         for n in range(1, count + 1)
+    ]
+
+
+def gateway_tier(gateways: int = 1, cache_nodes: int = 0) -> list[Replica]:
+    """Return gateways on free ports with the state Redis they need (and cache servers)."""
+    return [
+        Replica(STATE_REDIS, "state-redis", free_port(), 0),
+        *(Replica(REDIS, f"cache-redis-{n}", free_port(), 0) for n in range(1, cache_nodes + 1)),
+        *(Replica("gateway", f"gateway-{n}", free_port(), 0) for n in range(1, gateways + 1)),
     ]
 
 

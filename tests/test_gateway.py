@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from conftest import GatewayApi, free_port, make_replicas, wait_until
+from conftest import GatewayApi, gateway_tier, make_replicas, wait_until
 
 from devstack.stack import LocalStack, Replica
 
@@ -23,7 +23,7 @@ FAST_BREAKERS = {
 @pytest.fixture(scope="module")
 def gw_stack(tmp_path_factory):
     """Two replicas of each service behind one gateway; these tests kill replicas."""
-    replicas = [*make_replicas(2), Replica("gateway", "gateway-1", free_port(), 0)]
+    replicas = [*make_replicas(2), *gateway_tier()]
     stack = LocalStack(tmp_path_factory.mktemp("gateway"), replicas, extra_env=FAST_BREAKERS)
     try:
         stack.start()

@@ -9,9 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from conftest import GatewayApi, free_port, log_events, make_replicas, wait_until
+from conftest import GatewayApi, gateway_tier, log_events, make_replicas, wait_until
 
-from devstack.stack import REDIS, LocalStack, Replica
+from devstack.stack import REDIS, LocalStack
 from gateway.shards import ShardedRedis
 
 GOAL = {"goal_type": "workout_count", "target_value": 3, "target_date": "2099-01-01"}
@@ -20,12 +20,7 @@ GOAL = {"goal_type": "workout_count", "target_value": 3, "target_date": "2099-01
 @pytest.fixture(scope="module")
 def cached_stack(tmp_path_factory):
     """Two replicas of each service, three cache nodes and two gateways sharing them."""
-    replicas = [
-        *make_replicas(2),
-        *(Replica(REDIS, f"cache-redis-{n}", free_port(), 0) for n in (1, 2, 3)),
-        Replica("gateway", "gateway-1", free_port(), 0),
-        Replica("gateway", "gateway-2", free_port(), 0),
-    ]
+    replicas = [*make_replicas(2), *gateway_tier(gateways=2, cache_nodes=3)]
     env = {
         "FITNESS_CACHE_PROBE_SECONDS": "0.2",
         "FITNESS_LOGIN_FAILURES_PER_ACCOUNT": "3 per minute",

@@ -36,3 +36,10 @@ class GoalNotActive(Conflict):
 
     def __init__(self, goal_id: str) -> None:
         super().__init__(f"Goal {goal_id!r} is cancelled; it cannot be changed.")
+
+
+class StepSuperseded(Conflict):
+    code = "saga_step_superseded"
+
+    def __init__(self, step: str, by: str) -> None:
+        super().__init__(f"Saga step {step!r} was already undone by {by!r}; nothing to do.")

@@ -8,7 +8,13 @@ from fitness.errors import ValidationFailed
 from fitness.v1 import user_pb2, user_pb2_grpc
 from fitness.web import validate
 from user_service import schemas
-from user_service.service import AccountService, FinishedWorkout, GoalService
+from user_service.service import (
+    AccountService,
+    FinishedWorkout,
+    GoalService,
+    RestoredState,
+    StepKey,
+)
 
 
 def goal_message(view: dict) -> user_pb2.GoalResponse:
@@ -24,7 +30,17 @@ def goal_message(view: dict) -> user_pb2.GoalResponse:
         achieved_at=view["achieved_at"] or "",
         workout_type=view["workout_type"] or "",
         status=view["status"],
+        created_at=view.get("created_at", ""),
     )
+
+
+def step_key(request) -> StepKey | None:
+    """Return the saga step a request carries, or None outside sagas."""
+    if not request.HasField("step") or not request.step.saga_id:
+        return None
+    if not request.step.step:
+        raise ValidationFailed("step.step is required with step.saga_id.")
+    return StepKey(request.step.saga_id, request.step.step, tuple(request.step.supersedes))
 
 
 def user_message(view: dict) -> user_pb2.UserResponse:
@@ -76,7 +92,16 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
             "workout_type": request.workout_type or None,
         }
         goal = validate(schemas.GoalBody, body)
-        return goal_message(self.goals.create(request.user_id, goal, request.request_id))
+        if len(request.goal_id) > 36:
+            raise ValidationFailed("goal_id is at most 36 characters.", {"goal_id": "Too long."})
+        created = self.goals.create(
+            request.user_id,
+            goal,
+            request.request_id or None,
+            step_key(request),
+            request.goal_id or None,
+        )
+        return goal_message(created)
 
     def UpdateGoal(self, request, context):
         body = {
@@ -84,10 +109,33 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
             "target_date": request.target_date or None,
         }
         change = validate(schemas.GoalChangeBody, body)
-        return goal_message(self.goals.change(request.user_id, request.goal_id, change))
+        changed = self.goals.change(request.user_id, request.goal_id, change, step_key(request))
+        return goal_message(changed)
 
     def CancelGoal(self, request, context):
-        return goal_message(self.goals.cancel(request.user_id, request.goal_id))
+        cancelled = self.goals.cancel(request.user_id, request.goal_id, step_key(request))
+        return goal_message(cancelled)
+
+    def DeleteGoal(self, request, context):
+        deleted = self.goals.delete(request.user_id, request.goal_id, step_key(request))
+        return user_pb2.GoalResponse(goal_id=deleted["goal_id"], user_id=deleted["user_id"])
+
+    def RestoreGoal(self, request, context):
+        state = validate(
+            schemas.RestoredGoalBody,
+            {
+                "target_value": request.target_value,
+                "target_date": request.target_date,
+                "status": request.status,
+            },
+        )
+        restored = self.goals.restore(
+            request.user_id,
+            request.goal_id,
+            RestoredState(state.target_value, state.target_date, state.status),
+            step_key(request),
+        )
+        return goal_message(restored)
 
     def RecordWorkout(self, request, context):
         workout = FinishedWorkout(

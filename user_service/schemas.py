@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from fitness.workouts import WORKOUT_TYPES
-
-GOAL_TYPES = ("workout_count", "active_minutes", "calories_burned")
-"""What a goal measures: finished workouts, their minutes, or the calories they burned."""
+from fitness.workouts import GOAL_TYPES, WORKOUT_TYPES
 
 _USERNAME = re.compile(r"^[A-Za-z0-9_.-]{3,32}$")
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
@@ -42,12 +39,16 @@ def _workout_type(value: str | None) -> str | None:
     return value
 
 
-def parse_future_date(value: str) -> dt.date:
-    """Parse an ISO-8601 date (YYYY-MM-DD) that is today or later (UTC)."""
+def _any_date(value: str) -> dt.date:
     try:
-        day = dt.date.fromisoformat(value)
+        return dt.date.fromisoformat(value)
     except ValueError:
         raise ValueError("Must be an ISO-8601 date, YYYY-MM-DD.") from None
+
+
+def parse_future_date(value: str) -> dt.date:
+    """Parse an ISO-8601 date (YYYY-MM-DD) that is today or later (UTC)."""
+    day = _any_date(value)
     if day < dt.datetime.now(dt.UTC).date():
         raise ValueError("Must not be in the past.")
     return day
@@ -89,3 +90,11 @@ class GoalBody(Strict):
 class GoalChangeBody(Strict):
     target_value: TargetValue | None = None
     target_date: TargetDate | None = None
+
+
+class RestoredGoalBody(Strict):
+    """An earlier state of a goal; its date may now be in the past, as it was valid then."""
+
+    target_value: TargetValue
+    target_date: Annotated[str, Field(max_length=32), AfterValidator(_any_date)]
+    status: Literal["active", "cancelled"]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,9 +22,10 @@ from user_service.exceptions import (
     GoalNotActive,
     GoalNotFound,
     InvalidCredentials,
+    StepSuperseded,
     UserNotFound,
 )
-from user_service.models import Goal, RecordedWorkout, User, utcnow
+from user_service.models import AppliedStep, Goal, RecordedWorkout, User, new_id, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +62,26 @@ def goal_view(goal: Goal) -> dict[str, Any]:
         "achieved": achieved_at is not None,
         "achieved_at": achieved_at.isoformat() if achieved_at else None,
         "status": goal.status,
+        "created_at": as_utc(goal.created_at).isoformat(),
     }
+
+
+@dataclass(frozen=True)
+class StepKey:
+    """The saga step a request belongs to (see ``AppliedStep``)."""
+
+    saga_id: str
+    step: str
+    supersedes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RestoredState:
+    """A goal's earlier target, date and status, to put back when a saga compensates."""
+
+    target_value: float
+    target_date: dt.date
+    status: str
 
 
 @dataclass(frozen=True)
@@ -162,6 +184,21 @@ class AccountService:
         return user
 
 
+def _earlier_result(step: StepKey, result: dict[str, Any]) -> dict[str, Any]:
+    if "superseded_by" in result:
+        raise StepSuperseded(step.step, result["superseded_by"])
+    return result
+
+
+def _record_steps(session, step: StepKey, view: dict[str, Any]) -> None:
+    """Record ``step`` as applied, and the steps it undoes, so late repeats change nothing."""
+    session.add(AppliedStep(saga_id=step.saga_id, step=step.step, result=json.dumps(view)))
+    undone = json.dumps({"superseded_by": step.step})
+    for name in step.supersedes:
+        if session.get(AppliedStep, (step.saga_id, name)) is None:
+            session.add(AppliedStep(saga_id=step.saga_id, step=name, result=undone))
+
+
 class GoalService:
     """Goals and the progress finished workouts make towards them."""
 
@@ -169,10 +206,20 @@ class GoalService:
         self.db = db
 
     def create(
-        self, user_id: str, body: schemas.GoalBody, request_id: str | None = None
+        self,
+        user_id: str,
+        body: schemas.GoalBody,
+        request_id: str | None = None,
+        step: StepKey | None = None,
+        goal_id: str | None = None,
     ) -> dict[str, Any]:
-        """Create a goal; with ``request_id``, a repeated request returns the first goal."""
-        with self.db.writing() as session:
+        """Create a goal; with ``request_id``, a repeated request returns the first goal.
+
+        ``goal_id`` lets a saga name the goal before creating it, so it can undo the creation
+        even when the answer was lost.
+        """
+
+        def apply(session) -> dict[str, Any]:
             if session.get(User, user_id) is None:
                 raise UserNotFound(user_id)
             if request_id:
@@ -182,6 +229,7 @@ class GoalService:
                 if (goal := existing.first()) is not None:
                     return goal_view(goal)
             goal = Goal(
+                id=goal_id or new_id(),
                 user_id=user_id,
                 goal_type=body.goal_type,
                 workout_type=body.workout_type,
@@ -192,6 +240,8 @@ class GoalService:
             session.add(goal)
             session.flush()
             return goal_view(goal)
+
+        return self._apply_once(step, apply)
 
     def list(self, user_id: str) -> list[dict[str, Any]]:
         """Return every goal of ``user_id``, newest first."""
@@ -208,9 +258,16 @@ class GoalService:
         with self.db.reading() as session:
             return goal_view(self._goal(session, user_id, goal_id))
 
-    def change(self, user_id: str, goal_id: str, body: schemas.GoalChangeBody) -> dict[str, Any]:
+    def change(
+        self,
+        user_id: str,
+        goal_id: str,
+        body: schemas.GoalChangeBody,
+        step: StepKey | None = None,
+    ) -> dict[str, Any]:
         """Change a goal's target value or date; achievement follows the new target."""
-        with self.db.writing() as session:
+
+        def apply(session) -> dict[str, Any]:
             goal = self._goal(session, user_id, goal_id)
             if goal.status != "active":
                 raise GoalNotActive(goal_id)
@@ -222,13 +279,61 @@ class GoalService:
             session.flush()
             return goal_view(goal)
 
-    def cancel(self, user_id: str, goal_id: str) -> dict[str, Any]:
+        return self._apply_once(step, apply)
+
+    def cancel(self, user_id: str, goal_id: str, step: StepKey | None = None) -> dict[str, Any]:
         """Cancel a goal (idempotent): it stays listed but stops counting progress."""
-        with self.db.writing() as session:
+
+        def apply(session) -> dict[str, Any]:
             goal = self._goal(session, user_id, goal_id)
             goal.status = "cancelled"
             session.flush()
             return goal_view(goal)
+
+        return self._apply_once(step, apply)
+
+    def delete(self, user_id: str, goal_id: str, step: StepKey | None = None) -> dict[str, Any]:
+        """Delete a goal a saga created and then undid; deleting a missing goal is fine."""
+
+        def apply(session) -> dict[str, Any]:
+            goal = session.get(Goal, goal_id)
+            if goal is None or goal.user_id != user_id:
+                return {"goal_id": goal_id, "user_id": user_id, "deleted": True}
+            view = goal_view(goal)
+            session.delete(goal)
+            return {**view, "deleted": True}
+
+        return self._apply_once(step, apply)
+
+    def restore(
+        self, user_id: str, goal_id: str, state: RestoredState, step: StepKey | None = None
+    ) -> dict[str, Any]:
+        """Put a goal back to an earlier target, date and status (undoing a saga's change)."""
+
+        def apply(session) -> dict[str, Any]:
+            goal = self._goal(session, user_id, goal_id)
+            goal.target_value = state.target_value
+            goal.target_date = state.target_date
+            goal.status = state.status
+            _settle_achievement(goal, utcnow())
+            session.flush()
+            return goal_view(goal)
+
+        return self._apply_once(step, apply)
+
+    def _apply_once(
+        self, step: StepKey | None, apply: Callable[[Any], dict[str, Any]]
+    ) -> dict[str, Any]:
+        """Run ``apply`` in one write transaction, at most once per saga step."""
+        with self.db.writing() as session:
+            if step is not None:
+                done = session.get(AppliedStep, (step.saga_id, step.step))
+                if done is not None:
+                    return _earlier_result(step, json.loads(done.result))
+            view = apply(session)
+            if step is not None:
+                _record_steps(session, step, view)
+            return view
 
     def record_workout(self, workout: FinishedWorkout) -> tuple[bool, list[dict[str, Any]]]:
         """Count ``workout`` towards every matching active goal, once per session.

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x66itness/v1/activity.proto\x12\nfitness.v1\"7\n\x0eWorkoutRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x14\n\x0cworkout_type\x18\x02 \x01(\t\"G\n\x0eSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x10\n\x08\x65nd_time\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\"\xad\x01\n\x0fWorkoutResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x14\n\x0cworkout_type\x18\x03 \x01(\t\x12\x12\n\nstart_time\x18\x04 \x01(\t\x12\x10\n\x08\x65nd_time\x18\x05 \x01(\t\x12\x10\n\x08\x64uration\x18\x06 \x01(\x01\x12\x17\n\x0f\x63\x61lories_burned\x18\x07 \x01(\x01\x12\x0e\n\x06status\x18\x08 \x01(\t\"$\n\x11StatisticsRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"\x85\x01\n\x12StatisticsResponse\x12\x16\n\x0etotal_workouts\x18\x01 \x01(\x03\x12\x16\n\x0etotal_duration\x18\x02 \x01(\x01\x12\x1d\n\x15total_calories_burned\x18\x03 \x01(\x01\x12 \n\x18\x61verage_session_duration\x18\x04 \x01(\x01\x32\x83\x02\n\x0f\x41\x63tivityService\x12N\n\x13StartWorkoutSession\x12\x1a.fitness.v1.WorkoutRequest\x1a\x1b.fitness.v1.WorkoutResponse\x12L\n\x11\x45ndWorkoutSession\x12\x1a.fitness.v1.SessionRequest\x1a\x1b.fitness.v1.WorkoutResponse\x12R\n\x11GetUserStatistics\x12\x1d.fitness.v1.StatisticsRequest\x1a\x1e.fitness.v1.StatisticsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x66itness/v1/activity.proto\x12\nfitness.v1\"7\n\x0eWorkoutRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x14\n\x0cworkout_type\x18\x02 \x01(\t\"G\n\x0eSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x10\n\x08\x65nd_time\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\"\xad\x01\n\x0fWorkoutResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x14\n\x0cworkout_type\x18\x03 \x01(\t\x12\x12\n\nstart_time\x18\x04 \x01(\t\x12\x10\n\x08\x65nd_time\x18\x05 \x01(\t\x12\x10\n\x08\x64uration\x18\x06 \x01(\x01\x12\x17\n\x0f\x63\x61lories_burned\x18\x07 \x01(\x01\x12\x0e\n\x06status\x18\x08 \x01(\t\"$\n\x11StatisticsRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"\x85\x01\n\x12StatisticsResponse\x12\x16\n\x0etotal_workouts\x18\x01 \x01(\x03\x12\x16\n\x0etotal_duration\x18\x02 \x01(\x01\x12\x1d\n\x15total_calories_burned\x18\x03 \x01(\x01\x12 \n\x18\x61verage_session_duration\x18\x04 \x01(\x01\"\xd8\x01\n\tGoalState\x12\x0f\n\x07saga_id\x18\x01 \x01(\t\x12\x0c\n\x04step\x18\x02 \x01(\t\x12\x0f\n\x07goal_id\x18\x03 \x01(\t\x12\x0f\n\x07user_id\x18\x04 \x01(\t\x12\x11\n\tgoal_type\x18\x05 \x01(\t\x12\x14\n\x0cworkout_type\x18\x06 \x01(\t\x12\x14\n\x0ctarget_value\x18\x07 \x01(\x01\x12\x13\n\x0btarget_date\x18\x08 \x01(\t\x12\x0e\n\x06status\x18\t \x01(\t\x12\x12\n\ncreated_at\x18\n \x01(\t\x12\x12\n\nsupersedes\x18\x0b \x03(\t\"$\n\x11GoalStateResponse\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\x08\x32\xc6\x02\n\x0f\x41\x63tivityService\x12N\n\x13StartWorkoutSession\x12\x1a.fitness.v1.WorkoutRequest\x1a\x1b.fitness.v1.WorkoutResponse\x12L\n\x11\x45ndWorkoutSession\x12\x1a.fitness.v1.SessionRequest\x1a\x1b.fitness.v1.WorkoutResponse\x12R\n\x11GetUserStatistics\x12\x1d.fitness.v1.StatisticsRequest\x1a\x1e.fitness.v1.StatisticsResponse\x12\x41\n\tApplyGoal\x12\x15.fitness.v1.GoalState\x1a\x1d.fitness.v1.GoalStateResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,6 +41,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STATISTICSREQUEST']._serialized_end=383
   _globals['_STATISTICSRESPONSE']._serialized_start=386
   _globals['_STATISTICSRESPONSE']._serialized_end=519
-  _globals['_ACTIVITYSERVICE']._serialized_start=522
-  _globals['_ACTIVITYSERVICE']._serialized_end=781
+  _globals['_GOALSTATE']._serialized_start=522
+  _globals['_GOALSTATE']._serialized_end=738
+  _globals['_GOALSTATERESPONSE']._serialized_start=740
+  _globals['_GOALSTATERESPONSE']._serialized_end=776
+  _globals['_ACTIVITYSERVICE']._serialized_start=779
+  _globals['_ACTIVITYSERVICE']._serialized_end=1105
 # @@protoc_insertion_point(module_scope)

@@ -1,5 +1,7 @@
+from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable
 from typing import ClassVar as _ClassVar, Optional as _Optional
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -59,3 +61,35 @@ class StatisticsResponse(_message.Message):
     total_calories_burned: float
     average_session_duration: float
     def __init__(self, total_workouts: _Optional[int] = ..., total_duration: _Optional[float] = ..., total_calories_burned: _Optional[float] = ..., average_session_duration: _Optional[float] = ...) -> None: ...
+
+class GoalState(_message.Message):
+    __slots__ = ("saga_id", "step", "goal_id", "user_id", "goal_type", "workout_type", "target_value", "target_date", "status", "created_at", "supersedes")
+    SAGA_ID_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    GOAL_ID_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    GOAL_TYPE_FIELD_NUMBER: _ClassVar[int]
+    WORKOUT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    TARGET_VALUE_FIELD_NUMBER: _ClassVar[int]
+    TARGET_DATE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    SUPERSEDES_FIELD_NUMBER: _ClassVar[int]
+    saga_id: str
+    step: str
+    goal_id: str
+    user_id: str
+    goal_type: str
+    workout_type: str
+    target_value: float
+    target_date: str
+    status: str
+    created_at: str
+    supersedes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, saga_id: _Optional[str] = ..., step: _Optional[str] = ..., goal_id: _Optional[str] = ..., user_id: _Optional[str] = ..., goal_type: _Optional[str] = ..., workout_type: _Optional[str] = ..., target_value: _Optional[float] = ..., target_date: _Optional[str] = ..., status: _Optional[str] = ..., created_at: _Optional[str] = ..., supersedes: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class GoalStateResponse(_message.Message):
+    __slots__ = ("applied",)
+    APPLIED_FIELD_NUMBER: _ClassVar[int]
+    applied: bool
+    def __init__(self, applied: _Optional[bool] = ...) -> None: ...

@@ -49,6 +49,11 @@ class ActivityServiceStub:
                 request_serializer=fitness_dot_v1_dot_activity__pb2.StatisticsRequest.SerializeToString,
                 response_deserializer=fitness_dot_v1_dot_activity__pb2.StatisticsResponse.FromString,
                 _registered_method=True)
+        self.ApplyGoal = channel.unary_unary(
+                '/fitness.v1.ActivityService/ApplyGoal',
+                request_serializer=fitness_dot_v1_dot_activity__pb2.GoalState.SerializeToString,
+                response_deserializer=fitness_dot_v1_dot_activity__pb2.GoalStateResponse.FromString,
+                _registered_method=True)
 
 
 class ActivityServiceServicer:
@@ -75,6 +80,14 @@ class ActivityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ApplyGoal(self, request, context):
+        """Set the activity service's copy of a goal (used for suggestions) to the given state.
+        Applied once per (saga_id, step): a repeated delivery changes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ActivityServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -92,6 +105,11 @@ def add_ActivityServiceServicer_to_server(servicer, server):
                     servicer.GetUserStatistics,
                     request_deserializer=fitness_dot_v1_dot_activity__pb2.StatisticsRequest.FromString,
                     response_serializer=fitness_dot_v1_dot_activity__pb2.StatisticsResponse.SerializeToString,
+            ),
+            'ApplyGoal': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApplyGoal,
+                    request_deserializer=fitness_dot_v1_dot_activity__pb2.GoalState.FromString,
+                    response_serializer=fitness_dot_v1_dot_activity__pb2.GoalStateResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -175,6 +193,33 @@ class ActivityService:
             '/fitness.v1.ActivityService/GetUserStatistics',
             fitness_dot_v1_dot_activity__pb2.StatisticsRequest.SerializeToString,
             fitness_dot_v1_dot_activity__pb2.StatisticsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApplyGoal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fitness.v1.ActivityService/ApplyGoal',
+            fitness_dot_v1_dot_activity__pb2.GoalState.SerializeToString,
+            fitness_dot_v1_dot_activity__pb2.GoalStateResponse.FromString,
             options,
             channel_credentials,
             insecure,

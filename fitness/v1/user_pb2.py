@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x66itness/v1/user.proto\x12\nfitness.v1\"S\n\x0bUserRequest\x12\x10\n\x08username\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\x10\n\x08password\x18\x03 \x01(\t\x12\x11\n\tweight_kg\x18\x04 \x01(\x01\"g\n\x0cUserResponse\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x10\n\x08username\x18\x02 \x01(\t\x12\r\n\x05\x65mail\x18\x03 \x01(\t\x12\x11\n\tweight_kg\x18\x04 \x01(\x01\x12\x12\n\ncreated_at\x18\x05 \x01(\t\"!\n\x0eGetUserRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"/\n\x0bGoalRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0f\n\x07goal_id\x18\x02 \x01(\t\"\xd5\x01\n\x0cGoalResponse\x12\x0f\n\x07goal_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x11\n\tgoal_type\x18\x03 \x01(\t\x12\x14\n\x0ctarget_value\x18\x04 \x01(\x01\x12\x13\n\x0btarget_date\x18\x05 \x01(\t\x12\x18\n\x10\x63urrent_progress\x18\x06 \x01(\x01\x12\x10\n\x08\x61\x63hieved\x18\x07 \x01(\x08\x12\x13\n\x0b\x61\x63hieved_at\x18\x08 \x01(\t\x12\x14\n\x0cworkout_type\x18\t \x01(\t\x12\x0e\n\x06status\x18\n \x01(\t\"#\n\x10ListGoalsRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"<\n\x11ListGoalsResponse\x12\'\n\x05goals\x18\x01 \x03(\x0b\x32\x18.fitness.v1.GoalResponse\"\x8c\x01\n\x11\x43reateGoalRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x11\n\tgoal_type\x18\x02 \x01(\t\x12\x14\n\x0ctarget_value\x18\x03 \x01(\x01\x12\x13\n\x0btarget_date\x18\x04 \x01(\t\x12\x14\n\x0cworkout_type\x18\x05 \x01(\t\x12\x12\n\nrequest_id\x18\x06 \x01(\t\"`\n\x11UpdateGoalRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0f\n\x07goal_id\x18\x02 \x01(\t\x12\x14\n\x0ctarget_value\x18\x03 \x01(\x01\x12\x13\n\x0btarget_date\x18\x04 \x01(\t\"\x96\x01\n\x14RecordWorkoutRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x14\n\x0cworkout_type\x18\x03 \x01(\t\x12\x18\n\x10\x64uration_minutes\x18\x04 \x01(\x01\x12\x17\n\x0f\x63\x61lories_burned\x18\x05 \x01(\x01\x12\x10\n\x08\x65nded_at\x18\x06 \x01(\t\"Z\n\x15RecordWorkoutResponse\x12\x0f\n\x07\x63ounted\x18\x01 \x01(\x08\x12\x30\n\x0e\x61\x63hieved_goals\x18\x02 \x03(\x0b\x32\x18.fitness.v1.GoalResponse2\xc6\x04\n\x0bUserService\x12\x41\n\x0cRegisterUser\x12\x17.fitness.v1.UserRequest\x1a\x18.fitness.v1.UserResponse\x12?\n\x07GetUser\x12\x1a.fitness.v1.GetUserRequest\x1a\x18.fitness.v1.UserResponse\x12@\n\x0bGetUserGoal\x12\x17.fitness.v1.GoalRequest\x1a\x18.fitness.v1.GoalResponse\x12L\n\rListUserGoals\x12\x1c.fitness.v1.ListGoalsRequest\x1a\x1d.fitness.v1.ListGoalsResponse\x12\x45\n\nCreateGoal\x12\x1d.fitness.v1.CreateGoalRequest\x1a\x18.fitness.v1.GoalResponse\x12\x45\n\nUpdateGoal\x12\x1d.fitness.v1.UpdateGoalRequest\x1a\x18.fitness.v1.GoalResponse\x12?\n\nCancelGoal\x12\x17.fitness.v1.GoalRequest\x1a\x18.fitness.v1.GoalResponse\x12T\n\rRecordWorkout\x12 .fitness.v1.RecordWorkoutRequest\x1a!.fitness.v1.RecordWorkoutResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x66itness/v1/user.proto\x12\nfitness.v1\"S\n\x0bUserRequest\x12\x10\n\x08username\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\x10\n\x08password\x18\x03 \x01(\t\x12\x11\n\tweight_kg\x18\x04 \x01(\x01\"g\n\x0cUserResponse\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x10\n\x08username\x18\x02 \x01(\t\x12\r\n\x05\x65mail\x18\x03 \x01(\t\x12\x11\n\tweight_kg\x18\x04 \x01(\x01\x12\x12\n\ncreated_at\x18\x05 \x01(\t\"!\n\x0eGetUserRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"<\n\x07StepRef\x12\x0f\n\x07saga_id\x18\x01 \x01(\t\x12\x0c\n\x04step\x18\x02 \x01(\t\x12\x12\n\nsupersedes\x18\x03 \x03(\t\"R\n\x0bGoalRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0f\n\x07goal_id\x18\x02 \x01(\t\x12!\n\x04step\x18\x03 \x01(\x0b\x32\x13.fitness.v1.StepRef\"\xe9\x01\n\x0cGoalResponse\x12\x0f\n\x07goal_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x11\n\tgoal_type\x18\x03 \x01(\t\x12\x14\n\x0ctarget_value\x18\x04 \x01(\x01\x12\x13\n\x0btarget_date\x18\x05 \x01(\t\x12\x18\n\x10\x63urrent_progress\x18\x06 \x01(\x01\x12\x10\n\x08\x61\x63hieved\x18\x07 \x01(\x08\x12\x13\n\x0b\x61\x63hieved_at\x18\x08 \x01(\t\x12\x14\n\x0cworkout_type\x18\t \x01(\t\x12\x0e\n\x06status\x18\n \x01(\t\x12\x12\n\ncreated_at\x18\x0b \x01(\t\"#\n\x10ListGoalsRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"<\n\x11ListGoalsResponse\x12\'\n\x05goals\x18\x01 \x03(\x0b\x32\x18.fitness.v1.GoalResponse\"\xc0\x01\n\x11\x43reateGoalRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x11\n\tgoal_type\x18\x02 \x01(\t\x12\x14\n\x0ctarget_value\x18\x03 \x01(\x01\x12\x13\n\x0btarget_date\x18\x04 \x01(\t\x12\x14\n\x0cworkout_type\x18\x05 \x01(\t\x12\x12\n\nrequest_id\x18\x06 \x01(\t\x12!\n\x04step\x18\x07 \x01(\x0b\x32\x13.fitness.v1.StepRef\x12\x0f\n\x07goal_id\x18\x08 \x01(\t\"\x83\x01\n\x11UpdateGoalRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0f\n\x07goal_id\x18\x02 \x01(\t\x12\x14\n\x0ctarget_value\x18\x03 \x01(\x01\x12\x13\n\x0btarget_date\x18\x04 \x01(\t\x12!\n\x04step\x18\x05 \x01(\x0b\x32\x13.fitness.v1.StepRef\"\x94\x01\n\x12RestoreGoalRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0f\n\x07goal_id\x18\x02 \x01(\t\x12\x14\n\x0ctarget_value\x18\x03 \x01(\x01\x12\x13\n\x0btarget_date\x18\x04 \x01(\t\x12\x0e\n\x06status\x18\x05 \x01(\t\x12!\n\x04step\x18\x06 \x01(\x0b\x32\x13.fitness.v1.StepRef\"\x96\x01\n\x14RecordWorkoutRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x14\n\x0cworkout_type\x18\x03 \x01(\t\x12\x18\n\x10\x64uration_minutes\x18\x04 \x01(\x01\x12\x17\n\x0f\x63\x61lories_burned\x18\x05 \x01(\x01\x12\x10\n\x08\x65nded_at\x18\x06 \x01(\t\"Z\n\x15RecordWorkoutResponse\x12\x0f\n\x07\x63ounted\x18\x01 \x01(\x08\x12\x30\n\x0e\x61\x63hieved_goals\x18\x02 \x03(\x0b\x32\x18.fitness.v1.GoalResponse2\xd0\x05\n\x0bUserService\x12\x41\n\x0cRegisterUser\x12\x17.fitness.v1.UserRequest\x1a\x18.fitness.v1.UserResponse\x12?\n\x07GetUser\x12\x1a.fitness.v1.GetUserRequest\x1a\x18.fitness.v1.UserResponse\x12@\n\x0bGetUserGoal\x12\x17.fitness.v1.GoalRequest\x1a\x18.fitness.v1.GoalResponse\x12L\n\rListUserGoals\x12\x1c.fitness.v1.ListGoalsRequest\x1a\x1d.fitness.v1.ListGoalsResponse\x12\x45\n\nCreateGoal\x12\x1d.fitness.v1.CreateGoalRequest\x1a\x18.fitness.v1.GoalResponse\x12\x45\n\nUpdateGoal\x12\x1d.fitness.v1.UpdateGoalRequest\x1a\x18.fitness.v1.GoalResponse\x12?\n\nCancelGoal\x12\x17.fitness.v1.GoalRequest\x1a\x18.fitness.v1.GoalResponse\x12T\n\rRecordWorkout\x12 .fitness.v1.RecordWorkoutRequest\x1a!.fitness.v1.RecordWorkoutResponse\x12?\n\nDeleteGoal\x12\x17.fitness.v1.GoalRequest\x1a\x18.fitness.v1.GoalResponse\x12G\n\x0bRestoreGoal\x12\x1e.fitness.v1.RestoreGoalRequest\x1a\x18.fitness.v1.GoalResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,22 +37,26 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_USERRESPONSE']._serialized_end=225
   _globals['_GETUSERREQUEST']._serialized_start=227
   _globals['_GETUSERREQUEST']._serialized_end=260
-  _globals['_GOALREQUEST']._serialized_start=262
-  _globals['_GOALREQUEST']._serialized_end=309
-  _globals['_GOALRESPONSE']._serialized_start=312
-  _globals['_GOALRESPONSE']._serialized_end=525
-  _globals['_LISTGOALSREQUEST']._serialized_start=527
-  _globals['_LISTGOALSREQUEST']._serialized_end=562
-  _globals['_LISTGOALSRESPONSE']._serialized_start=564
-  _globals['_LISTGOALSRESPONSE']._serialized_end=624
-  _globals['_CREATEGOALREQUEST']._serialized_start=627
-  _globals['_CREATEGOALREQUEST']._serialized_end=767
-  _globals['_UPDATEGOALREQUEST']._serialized_start=769
-  _globals['_UPDATEGOALREQUEST']._serialized_end=865
-  _globals['_RECORDWORKOUTREQUEST']._serialized_start=868
-  _globals['_RECORDWORKOUTREQUEST']._serialized_end=1018
-  _globals['_RECORDWORKOUTRESPONSE']._serialized_start=1020
-  _globals['_RECORDWORKOUTRESPONSE']._serialized_end=1110
-  _globals['_USERSERVICE']._serialized_start=1113
-  _globals['_USERSERVICE']._serialized_end=1695
+  _globals['_STEPREF']._serialized_start=262
+  _globals['_STEPREF']._serialized_end=322
+  _globals['_GOALREQUEST']._serialized_start=324
+  _globals['_GOALREQUEST']._serialized_end=406
+  _globals['_GOALRESPONSE']._serialized_start=409
+  _globals['_GOALRESPONSE']._serialized_end=642
+  _globals['_LISTGOALSREQUEST']._serialized_start=644
+  _globals['_LISTGOALSREQUEST']._serialized_end=679
+  _globals['_LISTGOALSRESPONSE']._serialized_start=681
+  _globals['_LISTGOALSRESPONSE']._serialized_end=741
+  _globals['_CREATEGOALREQUEST']._serialized_start=744
+  _globals['_CREATEGOALREQUEST']._serialized_end=936
+  _globals['_UPDATEGOALREQUEST']._serialized_start=939
+  _globals['_UPDATEGOALREQUEST']._serialized_end=1070
+  _globals['_RESTOREGOALREQUEST']._serialized_start=1073
+  _globals['_RESTOREGOALREQUEST']._serialized_end=1221
+  _globals['_RECORDWORKOUTREQUEST']._serialized_start=1224
+  _globals['_RECORDWORKOUTREQUEST']._serialized_end=1374
+  _globals['_RECORDWORKOUTRESPONSE']._serialized_start=1376
+  _globals['_RECORDWORKOUTRESPONSE']._serialized_end=1466
+  _globals['_USERSERVICE']._serialized_start=1469
+  _globals['_USERSERVICE']._serialized_end=2189
 # @@protoc_insertion_point(module_scope)

@@ -38,16 +38,28 @@ class GetUserRequest(_message.Message):
     user_id: str
     def __init__(self, user_id: _Optional[str] = ...) -> None: ...
 
+class StepRef(_message.Message):
+    __slots__ = ("saga_id", "step", "supersedes")
+    SAGA_ID_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    SUPERSEDES_FIELD_NUMBER: _ClassVar[int]
+    saga_id: str
+    step: str
+    supersedes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, saga_id: _Optional[str] = ..., step: _Optional[str] = ..., supersedes: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class GoalRequest(_message.Message):
-    __slots__ = ("user_id", "goal_id")
+    __slots__ = ("user_id", "goal_id", "step")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     GOAL_ID_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
     user_id: str
     goal_id: str
-    def __init__(self, user_id: _Optional[str] = ..., goal_id: _Optional[str] = ...) -> None: ...
+    step: StepRef
+    def __init__(self, user_id: _Optional[str] = ..., goal_id: _Optional[str] = ..., step: _Optional[_Union[StepRef, _Mapping]] = ...) -> None: ...
 
 class GoalResponse(_message.Message):
-    __slots__ = ("goal_id", "user_id", "goal_type", "target_value", "target_date", "current_progress", "achieved", "achieved_at", "workout_type", "status")
+    __slots__ = ("goal_id", "user_id", "goal_type", "target_value", "target_date", "current_progress", "achieved", "achieved_at", "workout_type", "status", "created_at")
     GOAL_ID_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     GOAL_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -58,6 +70,7 @@ class GoalResponse(_message.Message):
     ACHIEVED_AT_FIELD_NUMBER: _ClassVar[int]
     WORKOUT_TYPE_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     goal_id: str
     user_id: str
     goal_type: str
@@ -68,7 +81,8 @@ class GoalResponse(_message.Message):
     achieved_at: str
     workout_type: str
     status: str
-    def __init__(self, goal_id: _Optional[str] = ..., user_id: _Optional[str] = ..., goal_type: _Optional[str] = ..., target_value: _Optional[float] = ..., target_date: _Optional[str] = ..., current_progress: _Optional[float] = ..., achieved: _Optional[bool] = ..., achieved_at: _Optional[str] = ..., workout_type: _Optional[str] = ..., status: _Optional[str] = ...) -> None: ...
+    created_at: str
+    def __init__(self, goal_id: _Optional[str] = ..., user_id: _Optional[str] = ..., goal_type: _Optional[str] = ..., target_value: _Optional[float] = ..., target_date: _Optional[str] = ..., current_progress: _Optional[float] = ..., achieved: _Optional[bool] = ..., achieved_at: _Optional[str] = ..., workout_type: _Optional[str] = ..., status: _Optional[str] = ..., created_at: _Optional[str] = ...) -> None: ...
 
 class ListGoalsRequest(_message.Message):
     __slots__ = ("user_id",)
@@ -83,32 +97,54 @@ class ListGoalsResponse(_message.Message):
     def __init__(self, goals: _Optional[_Iterable[_Union[GoalResponse, _Mapping]]] = ...) -> None: ...
 
 class CreateGoalRequest(_message.Message):
-    __slots__ = ("user_id", "goal_type", "target_value", "target_date", "workout_type", "request_id")
+    __slots__ = ("user_id", "goal_type", "target_value", "target_date", "workout_type", "request_id", "step", "goal_id")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     GOAL_TYPE_FIELD_NUMBER: _ClassVar[int]
     TARGET_VALUE_FIELD_NUMBER: _ClassVar[int]
     TARGET_DATE_FIELD_NUMBER: _ClassVar[int]
     WORKOUT_TYPE_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    GOAL_ID_FIELD_NUMBER: _ClassVar[int]
     user_id: str
     goal_type: str
     target_value: float
     target_date: str
     workout_type: str
     request_id: str
-    def __init__(self, user_id: _Optional[str] = ..., goal_type: _Optional[str] = ..., target_value: _Optional[float] = ..., target_date: _Optional[str] = ..., workout_type: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+    step: StepRef
+    goal_id: str
+    def __init__(self, user_id: _Optional[str] = ..., goal_type: _Optional[str] = ..., target_value: _Optional[float] = ..., target_date: _Optional[str] = ..., workout_type: _Optional[str] = ..., request_id: _Optional[str] = ..., step: _Optional[_Union[StepRef, _Mapping]] = ..., goal_id: _Optional[str] = ...) -> None: ...
 
 class UpdateGoalRequest(_message.Message):
-    __slots__ = ("user_id", "goal_id", "target_value", "target_date")
+    __slots__ = ("user_id", "goal_id", "target_value", "target_date", "step")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     GOAL_ID_FIELD_NUMBER: _ClassVar[int]
     TARGET_VALUE_FIELD_NUMBER: _ClassVar[int]
     TARGET_DATE_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
     user_id: str
     goal_id: str
     target_value: float
     target_date: str
-    def __init__(self, user_id: _Optional[str] = ..., goal_id: _Optional[str] = ..., target_value: _Optional[float] = ..., target_date: _Optional[str] = ...) -> None: ...
+    step: StepRef
+    def __init__(self, user_id: _Optional[str] = ..., goal_id: _Optional[str] = ..., target_value: _Optional[float] = ..., target_date: _Optional[str] = ..., step: _Optional[_Union[StepRef, _Mapping]] = ...) -> None: ...
+
+class RestoreGoalRequest(_message.Message):
+    __slots__ = ("user_id", "goal_id", "target_value", "target_date", "status", "step")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    GOAL_ID_FIELD_NUMBER: _ClassVar[int]
+    TARGET_VALUE_FIELD_NUMBER: _ClassVar[int]
+    TARGET_DATE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    goal_id: str
+    target_value: float
+    target_date: str
+    status: str
+    step: StepRef
+    def __init__(self, user_id: _Optional[str] = ..., goal_id: _Optional[str] = ..., target_value: _Optional[float] = ..., target_date: _Optional[str] = ..., status: _Optional[str] = ..., step: _Optional[_Union[StepRef, _Mapping]] = ...) -> None: ...
 
 class RecordWorkoutRequest(_message.Message):
     __slots__ = ("session_id", "user_id", "workout_type", "duration_minutes", "calories_burned", "ended_at")

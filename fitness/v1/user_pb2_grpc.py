@@ -74,6 +74,16 @@ class UserServiceStub:
                 request_serializer=fitness_dot_v1_dot_user__pb2.RecordWorkoutRequest.SerializeToString,
                 response_deserializer=fitness_dot_v1_dot_user__pb2.RecordWorkoutResponse.FromString,
                 _registered_method=True)
+        self.DeleteGoal = channel.unary_unary(
+                '/fitness.v1.UserService/DeleteGoal',
+                request_serializer=fitness_dot_v1_dot_user__pb2.GoalRequest.SerializeToString,
+                response_deserializer=fitness_dot_v1_dot_user__pb2.GoalResponse.FromString,
+                _registered_method=True)
+        self.RestoreGoal = channel.unary_unary(
+                '/fitness.v1.UserService/RestoreGoal',
+                request_serializer=fitness_dot_v1_dot_user__pb2.RestoreGoalRequest.SerializeToString,
+                response_deserializer=fitness_dot_v1_dot_user__pb2.GoalResponse.FromString,
+                _registered_method=True)
 
 
 class UserServiceServicer:
@@ -135,6 +145,21 @@ class UserServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteGoal(self, request, context):
+        """Delete a goal: the compensation of CreateGoal in a saga. Idempotent; a missing goal is fine.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RestoreGoal(self, request, context):
+        """Put a goal back to a target, date and status it had: the compensation of UpdateGoal and
+        CancelGoal in a saga. Not validated against today's date (the state was valid once).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_UserServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -177,6 +202,16 @@ def add_UserServiceServicer_to_server(servicer, server):
                     servicer.RecordWorkout,
                     request_deserializer=fitness_dot_v1_dot_user__pb2.RecordWorkoutRequest.FromString,
                     response_serializer=fitness_dot_v1_dot_user__pb2.RecordWorkoutResponse.SerializeToString,
+            ),
+            'DeleteGoal': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteGoal,
+                    request_deserializer=fitness_dot_v1_dot_user__pb2.GoalRequest.FromString,
+                    response_serializer=fitness_dot_v1_dot_user__pb2.GoalResponse.SerializeToString,
+            ),
+            'RestoreGoal': grpc.unary_unary_rpc_method_handler(
+                    servicer.RestoreGoal,
+                    request_deserializer=fitness_dot_v1_dot_user__pb2.RestoreGoalRequest.FromString,
+                    response_serializer=fitness_dot_v1_dot_user__pb2.GoalResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -395,6 +430,60 @@ class UserService:
             '/fitness.v1.UserService/RecordWorkout',
             fitness_dot_v1_dot_user__pb2.RecordWorkoutRequest.SerializeToString,
             fitness_dot_v1_dot_user__pb2.RecordWorkoutResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteGoal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fitness.v1.UserService/DeleteGoal',
+            fitness_dot_v1_dot_user__pb2.GoalRequest.SerializeToString,
+            fitness_dot_v1_dot_user__pb2.GoalResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RestoreGoal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fitness.v1.UserService/RestoreGoal',
+            fitness_dot_v1_dot_user__pb2.RestoreGoalRequest.SerializeToString,
+            fitness_dot_v1_dot_user__pb2.GoalResponse.FromString,
             options,
             channel_credentials,
             insecure,

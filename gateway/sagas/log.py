@@ -1,0 +1,145 @@
+"""The durable saga log: every saga's state, written before each step is attempted.
+
+It lives in the gateways' state Redis, which runs with append-only persistence, so it outlives
+any coordinator process and is shared by every gateway instance (any of them may finish a saga
+another one started). A saga's record is one JSON value; unfinished sagas are also indexed in a
+sorted set so recovery finds them without scanning. A lease key says which coordinator drives a
+saga right now: it expires on its own when that coordinator dies.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import redis
+
+TERMINAL_STATES = ("completed", "compensated", "failed")
+_OPEN = "fgt:sagas:open"
+
+# Renew a lease only while we still hold it (compare-and-expire).
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass
+class Saga:
+    """One saga: its type, owner, where it is, what it knows and what happened so far."""
+
+    type: str
+    user_id: str
+    data: dict[str, Any]
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    state: str = "running"
+    step: int = 0
+    compensate_from: int = -1
+    error: dict[str, Any] | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    correlation_id: str = ""
+    created_at: str = field(default_factory=now_iso)
+    updated_at: str = field(default_factory=now_iso)
+
+    @property
+    def finished(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+    def note(self, step: str, event: str, detail: str = "") -> None:
+        """Append an entry to the saga's history."""
+        entry = {"at": now_iso(), "step": step, "event": event}
+        if detail:
+            entry["detail"] = detail
+        self.history.append(entry)
+
+    def view(self) -> dict[str, Any]:
+        """Return what a client may see of the saga."""
+        return {
+            "saga_id": self.id,
+            "type": self.type,
+            "state": self.state,
+            "goal_id": self.data.get("goal_id"),
+            "error": self.error,
+            "history": self.history,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+
+class SagaLog:
+    """Saga records and leases in the state Redis."""
+
+    def __init__(self, client: redis.Redis, lease_seconds: float):
+        self.client = client
+        self.lease_ms = int(lease_seconds * 1000)
+        self._renew = client.register_script(_RENEW)
+        self._release = client.register_script(_RELEASE)
+
+    def write(self, saga: Saga) -> None:
+        """Persist ``saga`` (and whether it is still open) in one transaction."""
+        saga.updated_at = now_iso()
+        with self.client.pipeline(transaction=True) as pipe:
+            pipe.set(_key(saga.id), json.dumps(asdict(saga)))
+            if saga.finished:
+                pipe.zrem(_OPEN, saga.id)
+            else:
+                pipe.zadd(_OPEN, {saga.id: dt.datetime.now(dt.UTC).timestamp()})
+            pipe.execute()
+
+    def read(self, saga_id: str) -> Saga | None:
+        """Return the saga with this id, or None."""
+        raw = self.client.get(_key(saga_id))
+        return Saga(**json.loads(raw)) if raw else None
+
+    def open_sagas(self, limit: int = 100) -> list[str]:
+        """Return ids of unfinished sagas, oldest first."""
+        return [raw.decode() for raw in self.client.zrange(_OPEN, 0, limit - 1)]
+
+    def acquire(self, saga_id: str, owner: str) -> bool:
+        """Take the lease on a saga unless a live coordinator holds it."""
+        return bool(self.client.set(_lease(saga_id), owner, nx=True, px=self.lease_ms))
+
+    def renew(self, saga_id: str, owner: str) -> bool:
+        """Extend our lease; False if it was lost (expired and taken by another)."""
+        return bool(self._renew(keys=[_lease(saga_id)], args=[owner, self.lease_ms]))
+
+    def release(self, saga_id: str, owner: str) -> None:
+        """Give the lease back so another coordinator need not wait for it to expire."""
+        self._release(keys=[_lease(saga_id)], args=[owner])
+
+    def lock_goal(self, goal_id: str, saga_id: str, seconds: float) -> bool:
+        """Let one saga at a time change a goal; compensations must not undo another's change."""
+        return bool(self.client.set(_goal_lock(goal_id), saga_id, nx=True, px=int(seconds * 1000)))
+
+    def unlock_goal(self, goal_id: str, saga_id: str) -> None:
+        self._release(keys=[_goal_lock(goal_id)], args=[saga_id])
+
+    def ping(self) -> None:
+        self.client.ping()
+
+
+def _key(saga_id: str) -> str:
+    return f"fgt:saga:{saga_id}"
+
+
+def _lease(saga_id: str) -> str:
+    return f"fgt:saga:{saga_id}:lease"
+
+
+def _goal_lock(goal_id: str) -> str:
+    return f"fgt:goal-lock:{goal_id}"
