@@ -10,24 +10,33 @@ import uuid
 
 import jsonschema
 import pytest
-from conftest import Api
-from flask import Flask
+from conftest import Api, GatewayApi, gateway_tier, make_replicas, wait_until
+from flask import Blueprint, Flask
 from openapi_spec_validator import validate
+from requests import Response
 
 import activity_service.routes
 import user_service.routes
+from devstack.stack import LocalStack
 from gateway import create_app, docs
 from gateway.openapi import POSTMAN_PATH, SPEC_PATH, build_spec, to_json
+from gateway.openapi.bodies import BODY_MODELS, SAGA_BODY_MODELS
 from gateway.openapi.postman import build_collection
-from gateway.openapi.schemas import BODY_MODELS
 from gateway.routes import ROUTES, route_for
+from gateway.sagas import routes as saga_routes
+from gateway.sagas.goals import SAGAS
 
 SPEC = json.loads(SPEC_PATH.read_text())
 OPERATIONS = [
     (path, method, op) for path, item in SPEC["paths"].items() for method, op in item.items()
 ]
-GATEWAY_OWN_PATHS = {"/status", "/status/ready", "/openapi.json", "/docs"}
-SAMPLE_IDS = {"user_id": "u-1", "goal_id": "g-1", "session_id": "s-1"}
+GATEWAY_OWN_PATHS = {"/status", "/status/ready", "/openapi.json", "/docs", "/sagas/{saga_id}"}
+SAGA_OPERATIONS = {
+    (method, path): op["x-saga"] for path, method, op in OPERATIONS if "x-saga" in op
+}
+SAMPLE_IDS = {"user_id": "u-1", "goal_id": "g-1", "session_id": "s-1", "saga_id": "x-1"}
+# Headers whose presence on an answer the document promises per response.
+DOCUMENTED_HEADERS = ("X-Saga-ID", "Location", "Retry-After", "X-Cache", "Idempotent-Replayed")
 REGENERATE = "stale: run `python -m gateway.openapi` and commit the result"
 
 
@@ -94,7 +103,9 @@ def test_the_postman_collection_has_a_folder_per_tag_and_a_request_per_operation
     assert collection["auth"]["bearer"][0]["value"] == "{{token}}"
     variables = {v["key"]: v["value"] for v in collection["variable"]}
     assert variables["baseUrl"] == "http://127.0.0.1:8080"
-    assert {"token", "userId", "goalId", "sessionId"} <= set(variables)
+    assert {"token", "userId", "goalId", "sessionId", "sagaId"} <= set(variables)
+    create_goal = requests[("POST", "{{baseUrl}}/users/{{userId}}/goals")]["event"][0]
+    assert 'pm.response.headers.get("X-Saga-ID")' in "\n".join(create_goal["script"]["exec"])
 
 
 def _postman_var(match: re.Match) -> str:
@@ -104,9 +115,13 @@ def _postman_var(match: re.Match) -> str:
 
 def test_every_operation_is_routed_by_the_gateway(gateway_client):
     routes = gateway_client.application.url_map.bind("localhost")
-    for path, method, _ in OPERATIONS:
-        routes.match(concrete(path), method=method.upper())  # raises NotFound/MethodNotAllowed
-        if path not in GATEWAY_OWN_PATHS:
+    for path, method, op in OPERATIONS:
+        # Raises NotFound or MethodNotAllowed when the gateway has no such route.
+        endpoint, _ = routes.match(concrete(path), method=method.upper())
+        if "x-saga" in op:
+            assert endpoint.startswith("sagas."), f"{method.upper()} {path} is not run as a saga"
+        elif path not in GATEWAY_OWN_PATHS:
+            assert endpoint == "gateway.forward", f"{method.upper()} {path} is not forwarded"
             _, path_user = route_for(concrete(path))
             expected_user = SAMPLE_IDS["user_id"] if "{user_id}" in path else None
             assert path_user == expected_user, f"the edge would not check the user of {path}"
@@ -118,25 +133,40 @@ def test_every_gateway_route_is_documented():
         assert any(pattern.match(path) for path in paths), f"{pattern.pattern} ({service})"
 
 
-@pytest.mark.parametrize(
-    ("service", "blueprint"),
-    [("user_service", user_service.routes.bp), ("activity_service", activity_service.routes.bp)],
-)
-def test_it_documents_exactly_the_operations_a_service_serves(service, blueprint):
-    app = Flask(service)
+def served_by(blueprint: Blueprint) -> set[tuple[str, str]]:
+    """Return the (method, path) pairs ``blueprint`` serves, with paths as the document has them."""
+    app = Flask(blueprint.name)
     app.register_blueprint(blueprint)
-    served = {
+    return {
         (method.lower(), re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule))
         for rule in app.url_map.iter_rules()
         if rule.endpoint != "static"
         for method in rule.methods - {"HEAD", "OPTIONS"}
     }
+
+
+@pytest.mark.parametrize(
+    ("service", "blueprint"),
+    [("user_service", user_service.routes.bp), ("activity_service", activity_service.routes.bp)],
+)
+def test_it_documents_exactly_the_operations_a_service_serves(service, blueprint):
+    # The goal writes count for the user service too: the gateway answers them with sagas, but
+    # the user service still serves the same paths itself (and the live test calls them there).
     documented_here = {
         (method, path)
         for path, method, _ in OPERATIONS
         if path not in GATEWAY_OWN_PATHS and route_for(concrete(path))[0] == service
     }
-    assert documented_here == served
+    assert documented_here == served_by(blueprint)
+
+
+def test_it_documents_the_saga_routes_as_saga_operations():
+    assert served_by(saga_routes.bp) == set(SAGA_OPERATIONS) | {("get", "/sagas/{saga_id}")}
+    assert sorted(SAGA_OPERATIONS.values()) == sorted(SAGAS)
+    for path, method, op in OPERATIONS:
+        if "x-saga" in op:
+            assert {"202", "503"} <= set(op["responses"]), (method, path)
+            assert "X-Saga-ID" in documented(path, method, int(min(op["responses"])))["headers"]
 
 
 def test_request_examples_are_accepted_by_the_services_models():
@@ -144,7 +174,10 @@ def test_request_examples_are_accepted_by_the_services_models():
     assert len(bodies) == len(BODY_MODELS)
     for body in bodies:
         media = body["content"]["application/json"]
-        BODY_MODELS[media["schema"]["$ref"].rsplit("/", 1)[-1]].model_validate(media["example"])
+        name = media["schema"]["$ref"].rsplit("/", 1)[-1]
+        BODY_MODELS[name].model_validate(media["example"])
+        if name in SAGA_BODY_MODELS:  # the gateway checks a goal write's types first
+            SAGA_BODY_MODELS[name].model_validate(media["example"])
 
 
 def test_every_documented_example_matches_its_schema():
@@ -222,13 +255,19 @@ assert not loaded, loaded
     assert result.returncode == 0, result.stderr
 
 
-def test_the_services_answer_as_documented(stack):
-    api = Api(stack)
-    calls = []
+class Calls:
+    """Calls documented paths, as a client would, and keeps every answer to check it."""
 
-    def call(method: str, path: str, body=None, token=None, **params):
-        """Call the right service for a documented path; keep the answer to check it."""
-        url = api.user_url if route_for(concrete(path))[0] == "user_service" else api.activity_url
+    def __init__(self, api: Api):
+        self.api = api
+        self.answers: list[tuple[str, str, Response]] = []
+
+    def __call__(self, method: str, path: str, body=None, token=None, **params):
+        api = self.api
+        # Through a gateway both URLs are the gateway's, which also answers its own paths.
+        forwarded = path not in GATEWAY_OWN_PATHS
+        to_activity = forwarded and route_for(concrete(path))[0] == "activity_service"
+        url = api.activity_url if to_activity else api.user_url
         response = api.http.request(
             method,
             url + path.format(**params),
@@ -236,46 +275,128 @@ def test_the_services_answer_as_documented(stack):
             headers={"Authorization": f"Bearer {token}"} if token else {},
             timeout=10,
         )
-        calls.append((path, method.lower(), response))
-        return response.json()
+        self.answers.append((path, method.lower(), response))
+        return response
 
+    def new_user(self) -> dict[str, str]:
+        """Register and log in through the documented operations; return user_id and token."""
+        name = "doc" + uuid.uuid4().hex[:10]
+        account = {"username": name, "email": f"{name}@example.com", "password": "correct-horse"}
+        user = self("POST", "/users/register", account).json()
+        login = {k: account[k] for k in ("email", "password")}
+        return {
+            "user_id": user["user_id"],
+            "token": self("POST", "/users/login", login).json()["token"],
+        }
+
+    def check(self) -> set[int]:
+        """Check every answer against the document; return the statuses seen."""
+        for path, method, response in self.answers:
+            answer = documented(path, method, response.status_code)
+            check_body(answer, response.json())
+            for header in DOCUMENTED_HEADERS:
+                if header in response.headers:
+                    assert header in answer["headers"], (method, path, response.status_code, header)
+            if response.status_code >= 400:
+                codes = [e["value"]["error"]["code"] for e in _examples(answer)]
+                assert response.json()["error"]["code"] in codes, (method, path, response.text)
+        return {response.status_code for _, _, response in self.answers}
+
+
+def _examples(answer: dict) -> list[dict]:
+    return list(answer["content"]["application/json"].get("examples", {}).values())
+
+
+def test_the_services_answer_as_documented(stack):
+    call = Calls(Api(stack))
     name = "doc" + uuid.uuid4().hex[:10]
     account = {"username": name, "email": f"{name}@example.com", "password": "correct-horse"}
-    user = call("POST", "/users/register", account)
-    token = call("POST", "/users/login", {k: account[k] for k in ("email", "password")})["token"]
+    user = call("POST", "/users/register", account).json()
+    login = {k: account[k] for k in ("email", "password")}
+    token = call("POST", "/users/login", login).json()["token"]
     ids = {"user_id": user["user_id"], "token": token}
     call("POST", "/users/register", account)  # 409
     call("POST", "/users/login", {"email": account["email"], "password": "wrong-horse"})  # 401
     call("GET", "/users/{user_id}", **ids)
     call("GET", "/users/{user_id}", user_id="someone-else", token=token)  # 403
     call("PATCH", "/users/{user_id}", {"weight_kg": 70}, **ids)
+    # The user service's own goal routes (the gateway runs these as sagas: see below).
     goal = {"goal_type": "workout_count", "target_value": 1, "target_date": "2099-01-01"}
-    goal_id = call("POST", "/users/{user_id}/goals", goal, **ids)["goal_id"]
+    goal_id = call("POST", "/users/{user_id}/goals", goal, **ids).json()["goal_id"]
     call("POST", "/users/{user_id}/goals", {**goal, "goal_type": "steps"}, **ids)  # 400
     call("GET", "/users/{user_id}/goals", **ids)
     call("GET", "/users/{user_id}/goals/{goal_id}", goal_id=goal_id, **ids)
     call("GET", "/users/{user_id}/goals/{goal_id}", goal_id="nope", **ids)  # 404
-    session_id = call(
-        "POST", "/workouts/start", {"user_id": user["user_id"], "workout_type": "yoga"}, **ids
-    )["session_id"]
-    call("POST", "/workouts/start", {"user_id": user["user_id"], "workout_type": "yoga"}, **ids)
+    body = {"user_id": user["user_id"], "workout_type": "yoga"}
+    session_id = call("POST", "/workouts/start", body, **ids).json()["session_id"]
+    call("POST", "/workouts/start", body, **ids)  # 409
     call("POST", "/workouts/{session_id}/end", {}, session_id=session_id, **ids)
     call("GET", "/workouts/{session_id}", session_id=session_id, **ids)
     call("GET", "/users/{user_id}/workouts", **ids)
     call("GET", "/users/{user_id}/statistics", **ids)
     call("GET", "/users/{user_id}/statistics", user_id=user["user_id"], token="bad")  # 401
+    call("GET", "/users/{user_id}/suggestions", **ids)
     call("PATCH", "/users/{user_id}/goals/{goal_id}", {"target_value": 2}, goal_id=goal_id, **ids)
     call("DELETE", "/users/{user_id}/goals/{goal_id}", goal_id=goal_id, **ids)
     call("PATCH", "/users/{user_id}/goals/{goal_id}", {"target_value": 3}, goal_id=goal_id, **ids)
 
-    assert {response.status_code for _, _, response in calls} >= {200, 201, 400, 401, 404, 409}
-    for path, method, response in calls:
-        answer = documented(path, method, response.status_code)
-        check_body(answer, response.json())
-        codes = [e["value"]["error"]["code"] for e in _examples(answer)]
-        if response.status_code >= 400:
-            assert response.json()["error"]["code"] in codes, (method, path, response.text)
+    assert call.check() >= {200, 201, 400, 401, 404, 409}
 
 
-def _examples(answer: dict) -> list[dict]:
-    return list(answer["content"]["application/json"].get("examples", {}).values())
+@pytest.fixture
+def gateway_stack(tmp_path):
+    """One replica of each service behind a gateway and its state Redis; sagas wait 2 s."""
+    env = {
+        "FITNESS_SAGA_WAIT_SECONDS": "2",
+        "FITNESS_SAGA_STEP_DEADLINE_SECONDS": "4",  # longer than the wait: a dead service → 202
+        "FITNESS_HEALTH_INTERVAL_SECONDS": "0.5",
+    }
+    stack = LocalStack(tmp_path, [*make_replicas(1), *gateway_tier()], extra_env=env)
+    try:
+        stack.start()
+    except Exception:
+        stack.stop()
+        raise
+    yield stack
+    stack.stop()
+
+
+def test_the_gateway_answers_goal_writes_as_documented(gateway_stack):
+    call = Calls(GatewayApi(gateway_stack))
+    ids = call.new_user()
+    goal = {"goal_type": "active_minutes", "target_value": 90, "target_date": "2099-01-01"}
+    created = call("POST", "/users/{user_id}/goals", goal, **ids)
+    goal_id = created.json()["goal_id"]
+    call("POST", "/users/{user_id}/goals", {**goal, "target_date": "2001-01-01"}, **ids)  # 400
+    call("POST", "/users/{user_id}/goals", {**goal, "target_value": "lots"}, **ids)  # 400
+    suggested = call("GET", "/users/{user_id}/suggestions", **ids).json()["suggestions"]
+    assert [suggestion["goal_id"] for suggestion in suggested] == [goal_id]
+    call("PATCH", "/users/{user_id}/goals/{goal_id}", {}, goal_id=goal_id, **ids)  # 400
+    call("PATCH", "/users/{user_id}/goals/{goal_id}", {"target_value": 2}, goal_id=goal_id, **ids)
+    call("PATCH", "/users/{user_id}/goals/{goal_id}", {"target_value": 2}, goal_id="nope", **ids)
+    call("DELETE", "/users/{user_id}/goals/{goal_id}", goal_id=goal_id, **ids)
+    call("PATCH", "/users/{user_id}/goals/{goal_id}", {"target_value": 3}, goal_id=goal_id, **ids)
+    call("GET", "/sagas/{saga_id}", saga_id="nope", **ids)  # 404
+    for path, method, response in list(call.answers):
+        if (method, path) in SAGA_OPERATIONS and "X-Saga-ID" in response.headers:
+            saga = call("GET", "/sagas/{saga_id}", saga_id=response.headers["X-Saga-ID"], **ids)
+            assert saga.json()["type"] == SAGA_OPERATIONS[(method, path)]
+    assert call.check() >= {200, 201, 400, 404, 409}
+
+    # A service that stays down: the saga outlasts the wait (202), then is undone.
+    for replica in gateway_stack.replicas_of("activity_service"):
+        gateway_stack.kill(replica.name)
+    accepted = call("POST", "/users/{user_id}/goals", goal, **ids)
+    assert accepted.status_code == 202, accepted.text
+    assert accepted.headers["Location"] == accepted.json()["status_url"]
+
+    def state() -> str:
+        saga = call("GET", "/sagas/{saga_id}", saga_id=accepted.json()["saga_id"], **ids)
+        return saga.json()["state"]
+
+    assert wait_until(lambda: state() in ("completed", "compensated", "failed"), 30, 0.5)
+    assert state() == "compensated"
+    for replica in gateway_stack.replicas_of("state_redis"):
+        gateway_stack.kill(replica.name)
+    call("POST", "/users/{user_id}/goals", goal, **ids)  # 503: the saga log is unreachable
+    assert call.check() >= {202, 503}

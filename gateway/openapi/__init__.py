@@ -1,8 +1,9 @@
 """The public API as an OpenAPI 3.1 document, generated from the services' own code.
 
-Request bodies come from the services' pydantic models (``schemas``), so the document follows
-what they accept; responses are described in ``schemas`` and ``operations`` and checked against
-the running services by ``tests/test_openapi.py``. After changing the API run
+Request bodies come from the services' pydantic models (``bodies``), so the document follows
+what they accept; answers are described in ``schemas``, ``operations`` and ``goals`` (the goal
+writes the gateway runs as sagas), with what they share in ``components``, and checked against
+the running services and a gateway by ``tests/test_openapi.py``. After changing the API run
 ``python -m gateway.openapi``: it rewrites ``gateway/openapi.json``, which the gateway serves
 without importing this package or the services, and ``docs/postman_collection.json``
 (``postman``). A test fails while either is stale.
@@ -17,17 +18,28 @@ from pathlib import Path
 from typing import Any
 
 from gateway.openapi import examples
-from gateway.openapi.operations import OPERATIONS, Operation
-from gateway.openapi.schemas import BODY_MODELS, RESPONSE_SCHEMAS, body_schemas, ref
+from gateway.openapi.bodies import BODY_MODELS, body_schemas
+from gateway.openapi.components import HEADERS, PARAMETERS, error_response, shared_responses
+from gateway.openapi.goals import GOAL_OPERATIONS, SAGA_WAIT_SECONDS
+from gateway.openapi.operations import (
+    ACCOUNT_OPERATIONS,
+    GATEWAY_OPERATIONS,
+    WORKOUT_OPERATIONS,
+    Operation,
+)
+from gateway.openapi.schemas import RESPONSE_SCHEMAS, ref
 
 SPEC_PATH = Path(__file__).resolve().parents[1] / "openapi.json"
 POSTMAN_PATH = Path(__file__).resolve().parents[2] / "docs" / "postman_collection.json"
 BASE_URL = "http://127.0.0.1:8080"
-API_VERSION = "1.0.0"
+API_VERSION = "1.1.0"
+OPERATIONS = [*ACCOUNT_OPERATIONS, *GOAL_OPERATIONS, *WORKOUT_OPERATIONS, *GATEWAY_OPERATIONS]
 
+# "{wait}" is filled in below: the text has other braces, so no f-string or format().
 DESCRIPTION = """\
 The public HTTP API of the Fitness Goal Tracker, served by the gateway: the one door clients use.
-It forwards each operation to a healthy replica of the user or activity service.
+It forwards most operations to a healthy replica of the user or activity service; goal writes it \
+runs itself, as sagas.
 
 JSON in, JSON out: send bodies as a JSON object. Times are ISO-8601 in UTC, **durations are in \
 minutes**, weights in kg.
@@ -37,8 +49,9 @@ needs `Authorization: Bearer <token>` with the token from `POST /users/login` (v
 `expires_in` seconds). A path or body about a user serves only that user (403 `forbidden`).
 
 **Errors**: every 4xx and 5xx has one shape, `{"error": {"code", "message", "fields"}}`; \
-`fields` is present only when individual fields are at fault. Besides the answers listed per \
-operation: an unknown path gets 404 `not_found`, a method a path lacks 405 `method_not_allowed`.
+`fields` is present only when individual fields are at fault; a goal write whose saga failed \
+adds `saga` beside `error`. Besides the answers listed per operation: an unknown path gets 404 \
+`not_found`, a method a path lacks 405 `method_not_allowed`.
 
 **Idempotency**: every write (POST, PATCH, DELETE) accepts an `Idempotency-Key` header (1 to \
 255 printable ASCII characters). The same key with the same request returns the first response \
@@ -49,6 +62,17 @@ A keyed write is also safe for the gateway to retry on another replica.
 **Request ids**: send `X-Request-ID` (at most 128 printable ASCII characters) to follow a request \
 through the logs of every service; otherwise the gateway makes one. Every response carries it.
 
+**Sagas**: creating, changing or cancelling a goal touches both services (the user service \
+owns goals; the activity service keeps a copy to suggest workouts), so the gateway runs each as a \
+saga: a durable log records every step before it is tried, a service that is briefly unavailable \
+is retried, and when a step fails for good the steps already done are undone in reverse order \
+(compensated). The gateway waits up to {wait} seconds for the outcome: the goal (201 or 200) \
+when it completed; the refusing service's error with a `saga` object when it failed or was \
+compensated, in which case nothing changed; 202 with a `status_url` when it is still going: it \
+finishes by itself, even if a gateway restarts, and `GET /sagas/{saga_id}` tells how. Saga \
+answers carry `X-Saga-ID`. One saga at a time may change a goal: another gets 409 `goal_busy`. \
+If the saga log is unreachable the write gets 503 `unavailable` and nothing is started.
+
 **Availability**: any forwarded operation may answer 503 `service_unavailable` with \
 `Retry-After` when no replica of its service can take it, and a write that failed (502 \
 `upstream_failed`) or timed out (504 `upstream_timeout`) on its way may or may not have been \
@@ -56,93 +80,29 @@ applied: retry it with an `Idempotency-Key`.
 
 **Caching**: reads of your own data (`GET /users/{user_id}…`) may be answered from the \
 gateway's cache (`X-Cache: HIT` or `MISS`); any write of yours through the gateway invalidates \
-them, and others (a goal reached by a workout reported late) show within 30 seconds.
-"""
+them (a goal write when its saga ends), and others (a goal reached by a workout reported \
+late) show within 30 seconds.
+""".replace("{wait}", f"{SAGA_WAIT_SECONDS:g}")
 
 TAGS = [
     ("accounts", "Register, log in, read and change your profile."),
-    ("goals", "Fitness goals and the progress finished workouts make towards them."),
+    (
+        "goals",
+        "Fitness goals, the progress finished workouts make towards them, and the workouts "
+        "suggested to reach them.",
+    ),
+    ("sagas", "How a goal write, run as a saga, went: its state and each step."),
     ("workouts", "Workout sessions, their calories, and your statistics."),
     ("health", "The gateway's liveness, readiness and view of its upstream replicas."),
     ("docs", "This document and its human-readable page."),
 ]
 
 
-PATH_PARAMETERS = {"user_id": "UserId", "goal_id": "GoalId", "session_id": "SessionId"}
-
-PARAMETERS: dict[str, Any] = {
-    "UserId": {
-        "name": "user_id",
-        "in": "path",
-        "required": True,
-        "description": "Your user id (from login); another user's gets 403.",
-        "schema": {"type": "string"},
-        "example": examples.USER_ID,
-    },
-    "GoalId": {
-        "name": "goal_id",
-        "in": "path",
-        "required": True,
-        "description": "One of your goals.",
-        "schema": {"type": "string"},
-        "example": examples.GOAL_ID,
-    },
-    "SessionId": {
-        "name": "session_id",
-        "in": "path",
-        "required": True,
-        "description": "One of your workout sessions; another user's gets 403.",
-        "schema": {"type": "string"},
-        "example": examples.SESSION_ID,
-    },
-    # The ranges of fitness.web.page_args.
-    "Limit": {
-        "name": "limit",
-        "in": "query",
-        "description": "Page size.",
-        "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
-    },
-    "Offset": {
-        "name": "offset",
-        "in": "query",
-        "description": "How many to skip.",
-        "schema": {"type": "integer", "minimum": 0, "maximum": 10**9, "default": 0},
-    },
-    "RequestId": {
-        "name": "X-Request-ID",
-        "in": "header",
-        "description": "Correlation id for the logs; used if at most 128 printable ASCII "
-        "characters, else the gateway makes a new one.",
-        "schema": {"type": "string"},
-    },
-    "IdempotencyKey": {
-        "name": "Idempotency-Key",
-        "in": "header",
-        "description": "Makes the write safe to repeat: the same key with the same request "
-        "gets the first response again.",
-        "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[ -~]+$"},
-        "example": "3f1c2a9e-5b7d-4e60-9a1b-0c2d4e6f8a10",
-    },
-}
-
-HEADERS: dict[str, Any] = {
-    "X-Request-ID": {
-        "description": "The request's correlation id: the one sent, or a new one.",
-        "schema": {"type": "string"},
-    },
-    "Retry-After": {
-        "description": "Seconds to wait before trying again.",
-        "schema": {"type": "integer", "minimum": 0},
-    },
-    "Idempotent-Replayed": {
-        "description": "`true` when this is the stored response to an earlier request with the "
-        "same Idempotency-Key.",
-        "schema": {"type": "string", "enum": ["true"]},
-    },
-    "X-Cache": {
-        "description": "Whether the gateway answered from its cache.",
-        "schema": {"type": "string", "enum": ["HIT", "MISS"]},
-    },
+PATH_PARAMETERS = {
+    "user_id": "UserId",
+    "goal_id": "GoalId",
+    "session_id": "SessionId",
+    "saga_id": "SagaId",
 }
 
 ERROR_DESCRIPTIONS = {
@@ -151,7 +111,12 @@ ERROR_DESCRIPTIONS = {
     404: "Not found.",
     409: "Conflicts with the current state, or the same Idempotency-Key is still running.",
     429: "Too many failed logins for this account or from this address.",
+    # Only the saga operations list a 503 of their own; forwarded ones share ServiceUnavailable.
+    503: "A service stayed unavailable, so the saga undid its steps; or the saga log is "
+    "unreachable, so none started.",
 }
+ERROR_HEADERS = {429: ("Retry-After",), 503: ("Retry-After",)}
+SAGA_NOTE = " With `saga` when a saga step was refused."
 
 
 def build_spec() -> dict[str, Any]:
@@ -179,7 +144,7 @@ def build_spec() -> dict[str, Any]:
             "schemas": {**body_schemas(), **RESPONSE_SCHEMAS},
             "parameters": PARAMETERS,
             "headers": HEADERS,
-            "responses": _shared_responses(),
+            "responses": shared_responses(),
         },
     }
     # A fresh tree of plain lists and dicts: equal to what the committed file loads as.
@@ -202,11 +167,14 @@ def _operation(op: Operation) -> dict[str, Any]:
     item: dict[str, Any] = {"tags": [op.tag], "summary": op.summary, "operationId": op.operation_id}
     if op.description:
         item["description"] = op.description
+    if op.saga:
+        item["x-saga"] = op.saga  # the gateway answers it by running this saga
     if op.public:
         item["security"] = []
     item["parameters"] = _parameters(op)
     if op.body:
-        required = any(f.is_required() for f in BODY_MODELS[op.body].model_fields.values())
+        fields = BODY_MODELS[op.body].model_fields.values()
+        required = op.body_required or any(f.is_required() for f in fields)
         item["requestBody"] = {
             "required": required,
             "content": {
@@ -220,7 +188,7 @@ def _operation(op: Operation) -> dict[str, Any]:
 def _parameters(op: Operation) -> list[dict[str, str]]:
     names = [PATH_PARAMETERS[name] for name in re.findall(r"{(\w+)}", op.path)]
     names += [*op.query, "RequestId"]
-    if op.writes and op.forwarded:
+    if op.writes:
         names.append("IdempotencyKey")
     return [ref("parameters", name) for name in names]
 
@@ -229,7 +197,7 @@ def _responses(op: Operation) -> dict[str, Any]:
     """Return every answer of ``op``: its own, then those of the edge and the gateway."""
     errors = {status: list(bodies) for status, bodies in op.errors.items()}
     shared = dict(op.responses)
-    if op.forwarded:
+    if not op.own:  # the gateway's edge parses it: forwarded or run as a saga
         if op.body:
             errors.setdefault(400, []).append(examples.INVALID_JSON)
             shared["413"] = ref("responses", "PayloadTooLarge")
@@ -238,23 +206,34 @@ def _responses(op: Operation) -> dict[str, Any]:
             errors.setdefault(409, []).append(examples.KEY_IN_USE)
             shared["422"] = ref("responses", "IdempotencyKeyReused")
         if not op.public:
-            shared.update({"401": ref("responses", "Unauthenticated")})
-            shared.update({"403": ref("responses", "Forbidden")})
-        for status, name in ((500, "InternalError"), (502, "BadGateway")):
-            shared[str(status)] = ref("responses", name)
+            shared["403"] = ref("responses", "Forbidden")
+    if not op.public:
+        shared["401"] = ref("responses", "Unauthenticated")
+    if op.forwarded or not op.public:
+        shared["500"] = ref("responses", "InternalError")
+    if op.forwarded:
+        shared["502"] = ref("responses", "BadGateway")
         shared["503"] = ref("responses", "ServiceUnavailable")
         shared["504"] = ref("responses", "GatewayTimeout")
+    if op.saga:
+        shared["202"] = ref("responses", "SagaRunning")
     responses = {str(op.ok[0]): _ok_response(op), **shared}
+    schema = "SagaError" if op.saga else "Error"
     for status, bodies in errors.items():
-        headers = ("Retry-After",) if status == 429 else ()
-        responses[str(status)] = _error_response(ERROR_DESCRIPTIONS[status], bodies, headers)
+        description = ERROR_DESCRIPTIONS[status]
+        if status != 503 and any("saga" in body for body in bodies):
+            description += SAGA_NOTE
+        headers = ERROR_HEADERS.get(status, ())
+        responses[str(status)] = error_response(description, bodies, headers, schema)
     return dict(sorted(responses.items()))
 
 
 def _ok_response(op: Operation) -> dict[str, Any]:
     status, schema, example = op.ok
     headers = ["X-Request-ID"]
-    if op.writes and op.forwarded:
+    if op.saga:
+        headers.append("X-Saga-ID")
+    if op.writes:
         headers.append("Idempotent-Replayed")
     if op.method == "get" and op.path.startswith("/users/{user_id}"):
         headers.append("X-Cache")  # the gateway caches reads of a path about a user
@@ -270,57 +249,3 @@ def _ok_response(op: Operation) -> dict[str, Any]:
         "headers": {name: ref("headers", name) for name in headers},
         "content": content,
     }
-
-
-def _error_response(
-    description: str, bodies: list[dict[str, Any]], headers: tuple[str, ...] = ()
-) -> dict[str, Any]:
-    """Return an answer in the Error shape, with one named example per body."""
-    named: dict[str, Any] = {}
-    for body in bodies:
-        code = body["error"]["code"]
-        name = code if code not in named else f"{code}_{sum(n.startswith(code) for n in named) + 1}"
-        named[name] = {"summary": body["error"]["message"], "value": body}
-    return {
-        "description": description,
-        "headers": {name: ref("headers", name) for name in ("X-Request-ID", *headers)},
-        "content": {"application/json": {"schema": ref("schemas", "Error"), "examples": named}},
-    }
-
-
-def _shared_responses() -> dict[str, Any]:
-    ex = examples
-    responses = {
-        "Unauthenticated": _error_response(
-            "No token, or an invalid or expired one.", [ex.UNAUTHENTICATED, ex.TOKEN_EXPIRED]
-        ),
-        "Forbidden": _error_response("Another user's data.", [ex.FORBIDDEN]),
-        "PayloadTooLarge": _error_response("The body is over 64 KiB.", [ex.TOO_LARGE]),
-        "IdempotencyKeyReused": _error_response(
-            "This Idempotency-Key came with a different request.", [ex.KEY_REUSED]
-        ),
-        "InternalError": _error_response("A bug on our side (logged).", [ex.INTERNAL]),
-        "BadGateway": _error_response(
-            "The service failed on a write that may have been applied.", [ex.UPSTREAM_FAILED]
-        ),
-        "ServiceUnavailable": _error_response(
-            "No replica of the service can take the request now.",
-            [ex.UNAVAILABLE],
-            ("Retry-After",),
-        ),
-        "GatewayTimeout": _error_response(
-            "The service did not answer a write in time; it may have been applied.",
-            [ex.UPSTREAM_TIMEOUT],
-        ),
-    }
-    responses["NotReady"] = {
-        "description": "Some service has no replica the gateway would send traffic to.",
-        "headers": {"X-Request-ID": ref("headers", "X-Request-ID")},
-        "content": {
-            "application/json": {
-                "schema": ref("schemas", "Readiness"),
-                "example": {"status": "unavailable", "service": "gateway"},
-            }
-        },
-    }
-    return responses

@@ -129,3 +129,74 @@ UPSTREAM_TIMEOUT = error("upstream_timeout", _MAYBE_APPLIED)
 UNAVAILABLE = error(
     "service_unavailable", "No user_service replica is available right now; retry in 5s."
 )
+
+
+# --- goal writes run as sagas --------------------------------------------------------------
+
+SAGA_ID = "5d0c7f0e-3b1a-4c6e-9f2d-8a4b6c1e2f30"
+SAGA_URL = f"/sagas/{SAGA_ID}"
+SAGA_RUNNING = {"saga_id": SAGA_ID, "state": "running", "status_url": SAGA_URL}
+UNDONE = ". Every step already done was undone; nothing changed."  # appended when compensated
+SERVICE_DOWN = "ActivityService is unavailable: UNAVAILABLE"
+SAGA = {
+    "saga_id": SAGA_ID,
+    "type": "create_goal",
+    "state": "compensated",
+    "goal_id": GOAL_ID,
+    "error": {
+        "code": "unavailable",
+        "message": SERVICE_DOWN,
+        "status": 503,
+        "step": "register-goal",
+        "unknown_outcome": False,
+    },
+    "history": [
+        {"at": "2026-11-23T19:47:52.101+00:00", "step": "saga", "event": "started"},
+        {"at": "2026-11-23T19:47:52.102+00:00", "step": "create-goal", "event": "attempt"},
+        {"at": "2026-11-23T19:47:52.114+00:00", "step": "create-goal", "event": "done"},
+        {"at": "2026-11-23T19:47:52.115+00:00", "step": "register-goal", "event": "attempt"},
+        {
+            "at": "2026-11-23T19:47:57.120+00:00",
+            "step": "register-goal",
+            "event": "failed",
+            "detail": SERVICE_DOWN,
+        },
+        {"at": "2026-11-23T19:47:57.121+00:00", "step": "create-goal", "event": "compensating"},
+        {"at": "2026-11-23T19:47:57.135+00:00", "step": "create-goal", "event": "compensated"},
+        {"at": "2026-11-23T19:47:57.136+00:00", "step": "saga", "event": "compensated"},
+    ],
+    "created_at": "2026-11-23T19:47:52.101+00:00",
+    "updated_at": "2026-11-23T19:47:57.136+00:00",
+}
+SUGGESTIONS = {
+    "user_id": USER_ID,
+    "suggestions": [
+        {
+            "goal_id": GOAL_ID,
+            "goal_type": "active_minutes",
+            "workout_type": "running",
+            "duration_minutes": 30,
+            "sessions_per_week": 3,
+            "remaining": 90.0,
+            "days_left": 6,
+            "reason": "90 minutes to go in 6 day(s).",
+        }
+    ],
+    "rule": "remaining target spread evenly over the days left; see the README",
+}
+
+
+def in_saga(answer: dict[str, Any], state: str = "failed") -> dict[str, Any]:
+    """Return an error ``answer`` as a saga that failed or was compensated gives it."""
+    body = dict(answer["error"])
+    if state == "compensated":
+        body["message"] = body["message"].rstrip(".") + UNDONE
+    return {"error": body, "saga": {"saga_id": SAGA_ID, "state": state, "url": SAGA_URL}}
+
+
+GOAL_NOT_ACTIVE = error("goal_not_active", f"Goal '{GOAL_ID}' is cancelled; it cannot be changed.")
+GOAL_BUSY = error(
+    "goal_busy", f"Goal '{GOAL_ID}' is being changed by another request; retry shortly."
+)
+COMPENSATED = in_saga(error("unavailable", SERVICE_DOWN), "compensated")
+SAGA_LOG_DOWN = error("unavailable", "The saga log is unavailable; nothing was changed. Retry.")

@@ -1,4 +1,4 @@
-"""The public operations: what each one takes, answers and may fail with."""
+"""The public operations: what each one takes, answers and may fail with (goals: ``goals``)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,6 @@ from gateway.openapi.examples import (
     ACTIVE_SESSION,
     ENDED_SESSION,
     GATEWAY_STATUS,
-    GOAL,
-    GOAL_ID,
-    GOAL_NOT_FOUND,
     SESSION_ID,
     SESSION_NOT_FOUND,
     STATISTICS,
@@ -23,7 +20,6 @@ from gateway.openapi.examples import (
     error,
     invalid,
 )
-from user_service.schemas import GOAL_TYPES
 
 
 @dataclass(frozen=True)
@@ -39,10 +35,12 @@ class Operation:
     description: str = ""
     body: str | None = None  # a BODY_MODELS name
     body_example: dict[str, Any] | None = None
+    body_required: bool = False  # True: refused without a field, though each one is optional
     errors: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     public: bool = False
     query: tuple[str, ...] = ()
-    forwarded: bool = True  # False: answered by the gateway itself
+    own: bool = False  # answered by the gateway itself, not forwarded to a service
+    saga: str | None = None  # the saga type, when the gateway runs the operation as a saga
     responses: dict[str, Any] = field(default_factory=dict)  # more answers, as they stand
 
     @property
@@ -50,8 +48,13 @@ class Operation:
         """Tell whether the operation changes state (and so takes an Idempotency-Key)."""
         return self.method in {"post", "patch", "delete"}
 
+    @property
+    def forwarded(self) -> bool:
+        """Tell whether the gateway forwards the operation to a replica of a service."""
+        return not (self.own or self.saga)
 
-OPERATIONS = [
+
+ACCOUNT_OPERATIONS = [
     Operation(
         method="post",
         path="/users/register",
@@ -129,81 +132,9 @@ OPERATIONS = [
             404: [USER_NOT_FOUND],
         },
     ),
-    Operation(
-        method="post",
-        path="/users/{user_id}/goals",
-        tag="goals",
-        operation_id="createGoal",
-        summary="Set a goal",
-        description="Progress counts workouts that end between the goal's creation and the end "
-        "of its target date (of its workout type, if it has one): +1 per workout for "
-        "`workout_count`, its minutes for `active_minutes`, its kcal for `calories_burned`.",
-        ok=(201, "Goal", {**GOAL, "current_progress": 0.0}),
-        body="GoalBody",
-        body_example={
-            "goal_type": "active_minutes",
-            "target_value": 150,
-            "target_date": "2099-12-31",
-        },
-        errors={
-            400: [
-                invalid(
-                    ("goal_type", "Unknown goal type; accepted: " + ", ".join(GOAL_TYPES) + "."),
-                    ("target_date", "Must not be in the past."),
-                )
-            ],
-            404: [USER_NOT_FOUND],
-        },
-    ),
-    Operation(
-        method="get",
-        path="/users/{user_id}/goals",
-        tag="goals",
-        operation_id="listGoals",
-        summary="List your goals",
-        description="Every goal, newest first, cancelled ones included.",
-        ok=(200, "GoalList", {"goals": [GOAL]}),
-        errors={404: [USER_NOT_FOUND]},
-    ),
-    Operation(
-        method="get",
-        path="/users/{user_id}/goals/{goal_id}",
-        tag="goals",
-        operation_id="getGoal",
-        summary="Read one goal",
-        ok=(200, "Goal", GOAL),
-        errors={404: [GOAL_NOT_FOUND]},
-    ),
-    Operation(
-        method="patch",
-        path="/users/{user_id}/goals/{goal_id}",
-        tag="goals",
-        operation_id="updateGoal",
-        summary="Change a goal",
-        description="Change the target value and/or date of an active goal; `achieved` "
-        "follows the new target.",
-        ok=(200, "Goal", {**GOAL, "target_value": 200.0}),
-        body="GoalChangeBody",
-        body_example={"target_value": 200},
-        errors={
-            400: [invalid(("target_value", "Input should be greater than 0"))],
-            404: [GOAL_NOT_FOUND],
-            409: [
-                error("goal_not_active", f"Goal '{GOAL_ID}' is cancelled; it cannot be changed.")
-            ],
-        },
-    ),
-    Operation(
-        method="delete",
-        path="/users/{user_id}/goals/{goal_id}",
-        tag="goals",
-        operation_id="cancelGoal",
-        summary="Cancel a goal",
-        description="The goal stays listed with status `cancelled` and stops counting "
-        "progress. Cancelling again changes nothing.",
-        ok=(200, "Goal", {**GOAL, "status": "cancelled"}),
-        errors={404: [GOAL_NOT_FOUND]},
-    ),
+]
+
+WORKOUT_OPERATIONS = [
     Operation(
         method="post",
         path="/workouts/start",
@@ -294,6 +225,9 @@ OPERATIONS = [
         description="Totals over your ended sessions: minutes and kcal.",
         ok=(200, "Statistics", STATISTICS),
     ),
+]
+
+GATEWAY_OPERATIONS = [
     Operation(
         method="get",
         path="/status",
@@ -305,7 +239,7 @@ OPERATIONS = [
         "Redis servers are in the ring.",
         ok=(200, "GatewayStatus", GATEWAY_STATUS),
         public=True,
-        forwarded=False,
+        own=True,
     ),
     Operation(
         method="get",
@@ -317,7 +251,7 @@ OPERATIONS = [
         ok=(200, "Readiness", {"status": "ready", "service": "gateway"}),
         responses={"503": {"$ref": "#/components/responses/NotReady"}},
         public=True,
-        forwarded=False,
+        own=True,
     ),
     Operation(
         method="get",
@@ -327,7 +261,7 @@ OPERATIONS = [
         summary="This OpenAPI document",
         ok=(200, "OpenApiDocument", None),
         public=True,
-        forwarded=False,
+        own=True,
     ),
     Operation(
         method="get",
@@ -338,6 +272,6 @@ OPERATIONS = [
         description="Plain HTML rendered from this document; it needs no internet.",
         ok=(200, "html", None),
         public=True,
-        forwarded=False,
+        own=True,
     ),
 ]

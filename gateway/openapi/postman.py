@@ -1,8 +1,8 @@
 """A Postman Collection v2.1 made from the OpenAPI document: a folder per tag, ready to run.
 
 Requests use ``{{baseUrl}}`` and bearer ``{{token}}``; path ids are collection variables
-(``{{userId}}``, ``{{goalId}}``, ``{{sessionId}}``) that register, login, creating a goal and
-starting a workout fill in from their answers, so the requests can be sent in order.
+(``{{userId}}``, ``{{goalId}}``, ``{{sessionId}}``, ``{{sagaId}}``) that register, login, the goal
+writes and starting a workout fill in from their answers, so the requests can be sent in order.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from gateway.docs import resolve
 SCHEMA = "https://schema.getpostman.com/json/collection/v2.1.0/collection.json"
 # Answer fields whose values later requests need, and the variables that keep them.
 CAPTURED = {"token": "token", "user_id": "userId", "goal_id": "goalId", "session_id": "sessionId"}
+SAGA_HEADER = "X-Saga-ID"  # goal writes name their saga here: kept as ``{{sagaId}}``
 
 
 def build_collection(spec: dict[str, Any]) -> dict[str, Any]:
@@ -117,16 +118,25 @@ def _header(param: dict[str, Any]) -> dict[str, Any]:
 
 
 def _capture_script(spec: dict[str, Any], method: str, op: dict[str, Any]) -> list[str]:
-    """Return a test script that keeps the ids a POST answers with, for the next requests."""
-    if method != "post":
-        return []
-    ok = next(answer for status, answer in op["responses"].items() if status.startswith("2"))
-    schema = resolve(spec, ok["content"]["application/json"]["schema"])
-    fields = [name for name in CAPTURED if name in schema.get("properties", {})]
-    if not fields:
-        return []
-    sets = [f'    pm.collectionVariables.set("{CAPTURED[name]}", body.{name});' for name in fields]
-    return ["if (pm.response.code < 300) {", "    const body = pm.response.json();", *sets, "}"]
+    """Return a test script that keeps the ids an answer carries, for the next requests."""
+    status, ok = next((s, answer) for s, answer in op["responses"].items() if s.startswith("2"))
+    ok = resolve(spec, ok)
+    script = []
+    media = ok["content"].get("application/json", {})
+    properties = resolve(spec, media["schema"]).get("properties", {}) if media else {}
+    fields = [name for name in CAPTURED if name in properties]
+    if method == "post" and fields:
+        sets = [f'    pm.collectionVariables.set("{CAPTURED[n]}", body.{n});' for n in fields]
+        # Only the documented success has the ids (a goal write's 202 names just its saga).
+        script += [f"if (pm.response.code === {status}) {{", "    const body = pm.response.json();"]
+        script += [*sets, "}"]
+    if SAGA_HEADER in ok.get("headers", {}):
+        script += [
+            f'if (pm.response.headers.has("{SAGA_HEADER}")) {{',
+            f'    pm.collectionVariables.set("sagaId", pm.response.headers.get("{SAGA_HEADER}"));',
+            "}",
+        ]
+    return script
 
 
 def _camel(name: str) -> str:

@@ -1,86 +1,12 @@
-"""Schemas of the public API: request bodies from the services' models, responses written here."""
+"""Schemas of the public API's answers: the views of each service and of the gateway."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
-
-from activity_service import schemas as activity_schemas
-from fitness.workouts import WORKOUT_TYPES
-from user_service import schemas as user_schemas
-
-BODY_MODELS: dict[str, type[BaseModel]] = {
-    model.__name__: model
-    for model in (
-        user_schemas.RegisterBody,
-        user_schemas.LoginBody,
-        user_schemas.ProfileBody,
-        user_schemas.GoalBody,
-        user_schemas.GoalChangeBody,
-        activity_schemas.StartBody,
-        activity_schemas.EndBody,
-    )
-}
-
-# What each body field means, plus what its validators enforce that pydantic's schema can't see.
-FIELD_NOTES: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {
-    "RegisterBody": {
-        # The validator's own pattern: the document can't drift from it.
-        "username": (
-            "3 to 32 letters, digits, '.', '_' or '-'; unique.",
-            {"pattern": user_schemas._USERNAME.pattern},
-        ),
-        "email": ("Stored lower-case; unique.", {"format": "email"}),
-        "password": ("8 to 128 characters.", {}),
-        "weight_kg": ("Body weight in kg, used for the calories of workouts.", {}),
-    },
-    "LoginBody": {
-        "email": ("The account's email (compared lower-case).", {}),
-        "password": ("The account's password.", {}),
-    },
-    "ProfileBody": {
-        "weight_kg": ("New weight in kg; `null` clears it, omitted leaves it unchanged.", {}),
-    },
-    "GoalBody": {
-        "goal_type": ("What the goal counts.", {"enum": list(user_schemas.GOAL_TYPES)}),
-        "target_value": ("Workouts, minutes or kcal to reach.", {}),
-        "target_date": (
-            "Last day that counts: YYYY-MM-DD, today (UTC) or later.",
-            {"format": "date"},
-        ),
-        "workout_type": (
-            "Count only this type of workout; `null` counts every type.",
-            {"enum": list(WORKOUT_TYPES)},
-        ),
-    },
-    "GoalChangeBody": {
-        "target_value": ("New target; omitted or `null` keeps it.", {}),
-        "target_date": (
-            "New last day (YYYY-MM-DD, not in the past); omitted or `null` keeps it.",
-            {"format": "date"},
-        ),
-    },
-    "StartBody": {
-        "user_id": ("Your own user id.", {}),
-        "workout_type": (
-            "The kind of workout (sets its MET value).",
-            {"enum": list(WORKOUT_TYPES)},
-        ),
-        "start_time": (
-            "When it began, to log a workout started earlier: ISO-8601 (no offset = UTC), "
-            "within the last 7 days, not in the future. Default: now.",
-            {"format": "date-time"},
-        ),
-    },
-    "EndBody": {
-        "end_time": (
-            "When it ended: ISO-8601 (no offset = UTC), not before the start, at most 24 h after "
-            "it, not in the future. Default: now.",
-            {"format": "date-time"},
-        ),
-    },
-}
+from fitness.workouts import GOAL_TYPES, WORKOUT_TYPES
+from gateway.sagas.goals import SAGAS
+from gateway.sagas.log import TERMINAL_STATES
 
 
 def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
@@ -117,28 +43,45 @@ def _number(description: str, kind: str = "number") -> dict[str, Any]:
 
 _TIMESTAMP = {"type": "string", "format": "date-time"}
 _WORKOUT_TYPE = {"type": "string", "enum": list(WORKOUT_TYPES)}
+_GOAL_TYPE = _text("What it counts.", enum=list(GOAL_TYPES))
+_ERROR_BODY = _object(
+    "ErrorBody",
+    {
+        "code": _text("Machine-readable reason, e.g. `validation_failed`."),
+        "message": _text("What went wrong, for people."),
+        "fields": {
+            "type": "object",
+            "description": "Per field at fault: what is wrong with it. "
+            "Present only when fields are at fault.",
+            "additionalProperties": {"type": "string"},
+        },
+    },
+    required=["code", "message"],
+)
 
 # What the API answers: the views in each service's ``service.py`` and the gateway's status.
 RESPONSE_SCHEMAS: dict[str, Any] = {
-    "Error": _object(
-        "Error",
+    "Error": _object("Error", {"error": _ERROR_BODY}, "The one shape of every 4xx and 5xx answer."),
+    "SagaError": _object(
+        "SagaError",
         {
-            "error": _object(
-                "ErrorBody",
+            "error": _ERROR_BODY,
+            "saga": _object(
+                "SagaRef",
                 {
-                    "code": _text("Machine-readable reason, e.g. `validation_failed`."),
-                    "message": _text("What went wrong, for people."),
-                    "fields": {
-                        "type": "object",
-                        "description": "Per field at fault: what is wrong with it. "
-                        "Present only when fields are at fault.",
-                        "additionalProperties": {"type": "string"},
-                    },
+                    "saga_id": _text("The saga's id (also in `X-Saga-ID`)."),
+                    "state": _text(
+                        "`failed`: a step was refused before anything changed; `compensated`: "
+                        "the steps already done were undone.",
+                        enum=["failed", "compensated"],
+                    ),
+                    "url": _text("Where its steps can be read: `GET /sagas/{saga_id}`."),
                 },
-                required=["code", "message"],
             ),
         },
-        "The one shape of every 4xx and 5xx answer.",
+        "The error shape of a goal write. `saga` is there when the saga ran and failed or was "
+        "compensated; without it the request was refused before a saga started.",
+        required=["error"],
     ),
     "User": _object(
         "User",
@@ -164,7 +107,7 @@ RESPONSE_SCHEMAS: dict[str, Any] = {
         {
             "goal_id": _text("The goal's id."),
             "user_id": _text("Its owner."),
-            "goal_type": _text("What it counts.", enum=list(user_schemas.GOAL_TYPES)),
+            "goal_type": _GOAL_TYPE,
             "workout_type": _nullable(_WORKOUT_TYPE),
             "target_value": _number("Workouts, minutes or kcal to reach."),
             "target_date": _text("Last day that counts.", format="date"),
@@ -177,6 +120,98 @@ RESPONSE_SCHEMAS: dict[str, Any] = {
         "A goal with its progress.",
     ),
     "GoalList": _object("GoalList", {"goals": {"type": "array", "items": ref("schemas", "Goal")}}),
+    "SagaAccepted": _object(
+        "SagaAccepted",
+        {
+            "saga_id": _text("The saga's id."),
+            "state": _text("Where it is now.", enum=["running", "compensating"]),
+            "status_url": _text("Poll it (`GET /sagas/{saga_id}`) for the outcome."),
+        },
+        "A goal write whose saga had not finished when the gateway stopped waiting.",
+    ),
+    "Saga": _object(
+        "Saga",
+        {
+            "saga_id": _text("The saga's id."),
+            "type": _text("Which goal write it runs.", enum=list(SAGAS)),
+            "state": _text(
+                "`running` and `compensating` (undoing) go on by themselves, even across "
+                "gateway restarts; `completed`, `compensated` and `failed` are final.",
+                enum=["running", "compensating", *TERMINAL_STATES],
+            ),
+            "goal_id": _text("The goal it writes (chosen up front for a new goal)."),
+            "error": _nullable(
+                _object(
+                    "SagaStepError",
+                    {
+                        **_ERROR_BODY["properties"],
+                        "status": _number("The HTTP status the failure answers with.", "integer"),
+                        "step": _text("The step that failed."),
+                        "unknown_outcome": {
+                            "type": "boolean",
+                            "description": "The step timed out, so it may have acted; it "
+                            "was undone too.",
+                        },
+                    },
+                    "Why the saga is compensating, compensated or failed.",
+                    required=["code", "message", "status", "step", "unknown_outcome"],
+                )
+            ),
+            "history": {
+                "type": "array",
+                "description": "What happened, oldest first.",
+                "items": _object(
+                    "SagaEvent",
+                    {
+                        "at": _TIMESTAMP,
+                        "step": _text(
+                            "A step (`create-goal`, `read-goal`, `change-goal`, `cancel-goal`, "
+                            "`register-goal`), or `saga` for the saga as a whole."
+                        ),
+                        "event": _text(
+                            "For a step: `attempt`, `done`, `failed`, `compensating`, "
+                            "`compensation-pending`, `compensated`. For `saga`: `started`, "
+                            "`recovered` (another coordinator took it over) or its final state."
+                        ),
+                        "detail": _text("More about it, e.g. the error message."),
+                    },
+                    required=["at", "step", "event"],
+                ),
+            },
+            "created_at": _TIMESTAMP,
+            "updated_at": _TIMESTAMP,
+        },
+        "How a goal write run as a saga went, step by step.",
+    ),
+    "Suggestions": _object(
+        "Suggestions",
+        {
+            "user_id": _text("Whose they are."),
+            "suggestions": {
+                "type": "array",
+                "description": "One per active goal whose date has not passed, soonest first.",
+                "items": _object(
+                    "Suggestion",
+                    {
+                        "goal_id": _text("The goal it serves."),
+                        "goal_type": _GOAL_TYPE,
+                        "workout_type": _WORKOUT_TYPE,
+                        "duration_minutes": _number("Minutes per session.", "integer"),
+                        "sessions_per_week": _number(
+                            "Sessions a week to stay on track.", "integer"
+                        ),
+                        "remaining": _number("What is left of the target, rounded to 0.1."),
+                        "days_left": _number(
+                            "Days left, today and the target date included.", "integer"
+                        ),
+                        "reason": _text("The suggestion in words."),
+                    },
+                ),
+            },
+            "rule": _text("The rule the suggestions follow, in short."),
+        },
+        "Workouts suggested to reach your goals.",
+    ),
     "WorkoutSession": _object(
         "WorkoutSession",
         {
@@ -270,24 +305,3 @@ RESPONSE_SCHEMAS: dict[str, Any] = {
     ),
     "OpenApiDocument": {"type": "object", "description": "An OpenAPI 3.1 document."},
 }
-
-
-def body_schemas() -> dict[str, Any]:
-    """Return the request body schemas, from the pydantic models plus FIELD_NOTES."""
-    schemas = {}
-    for name, model in BODY_MODELS.items():
-        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-        schemas.update(schema.pop("$defs", {}))
-        notes = FIELD_NOTES[name]
-        if set(notes) != set(schema["properties"]):
-            raise ValueError(
-                f"FIELD_NOTES[{name!r}] must describe exactly {model.__name__}'s fields"
-            )
-        for field_name, (description, constraints) in notes.items():
-            prop = schema["properties"][field_name]
-            prop["description"] = description
-            for branch in prop.get("anyOf", [prop]):
-                if branch.get("type") != "null":
-                    branch.update(constraints)
-        schemas[name] = schema
-    return schemas

@@ -51,7 +51,10 @@ def cancel_goal(user_id: str, goal_id: str):
 @bp.get("/sagas/<saga_id>")
 @login_required
 def saga_status(saga_id: str):
-    saga = _sagas().log.read(saga_id) if len(saga_id) <= 64 else None
+    try:
+        saga = _sagas().log.read(saga_id) if len(saga_id) <= 64 else None
+    except redis.RedisError as exc:
+        raise Unavailable("The saga log is unavailable right now; retry shortly.") from exc
     if saga is None or saga.user_id != g.user_id:
         raise NotFound(f"No saga {saga_id!r}.")
     return saga.view()
@@ -95,7 +98,9 @@ def _outcome(saga: Saga, done_status: int) -> Response:
 def _failure_body(saga: Saga, status_url: str) -> dict[str, Any]:
     error = {k: v for k, v in (saga.error or {}).items() if k in ("code", "message", "fields")}
     if saga.state == "compensated":
-        error["message"] += " Every step already done was undone; nothing changed."
+        error["message"] = (
+            error["message"].rstrip(".") + ". Every step already done was undone; nothing changed."
+        )
     return {"error": error, "saga": {"saga_id": saga.id, "state": saga.state, "url": status_url}}
 
 
