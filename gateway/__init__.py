@@ -174,7 +174,8 @@ def _coordinator(settings: dict[str, Any], extensions: dict[str, Any]):
 
     def settled(saga) -> None:
         extensions["cache"].invalidate(saga.user_id)
-        saga_log.unlock_goal(saga.data["goal_id"], saga.id)
+        if saga.type != "create_goal":  # only changes of an existing goal lock it
+            saga_log.unlock_goal(saga.data["goal_id"], saga.id)
 
     return Coordinator(
         saga_log,

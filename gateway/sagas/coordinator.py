@@ -78,8 +78,7 @@ class Coordinator:
         """Log a new saga, drive it in the background and return its state after at most
         ``wait_seconds`` (finished, or still running: the client then polls)."""
         saga.note("saga", "started", f"by {self.owner}")
-        self.log.acquire(saga.id, self.owner)
-        self.log.write(saga)
+        self.log.checkpoint(saga, self.owner)
         log.info("saga %s %s started", saga.type, saga.id, extra=_fields(saga))
         future = self.executor.submit(self._drive_leased, saga)
         done, _running = futures.wait([future], timeout=wait_seconds)
@@ -126,9 +125,10 @@ class Coordinator:
             return
         finally:
             logs.reset_correlation_id(token)
-        self.log.release(saga.id, self.owner)
-        if saga.finished:
+        if saga.finished:  # its last checkpoint dropped the lease
             self.on_settled(saga)
+        else:  # left open: let the next recovery round take it without waiting
+            self.log.release(saga.id, self.owner)
 
     def drive(self, saga: Saga) -> None:
         """Run the remaining steps, then any compensation, writing the log before each."""
@@ -164,7 +164,9 @@ class Coordinator:
         else:
             saga.data.update(found or {})
             saga.step += 1
-            self._checkpoint(saga, step.name, "done")
+            # Persisted with the next step's attempt (or the outcome): if we crash before
+            # that, the step runs again, which its participant makes harmless.
+            saga.note(step.name, "done")
 
     def _start_compensation(
         self, saga: Saga, step: Step, exc: DomainError, undo_from: int, unknown: bool
@@ -223,10 +225,9 @@ class Coordinator:
 
     def _checkpoint(self, saga: Saga, step: str, event: str, detail: str = "") -> None:
         """Record an event in the saga's history and persist the saga (write-ahead)."""
-        if not self.log.renew(saga.id, self.owner) and not saga.finished:
-            raise LeaseLost(saga.id)
         saga.note(step, event, detail)
-        self.log.write(saga)
+        if not self.log.checkpoint(saga, self.owner):
+            raise LeaseLost(saga.id)
 
     def _retrying(self, call: Callable[[], object], saga: Saga, deadline: float):
         retrying = Retrying(
@@ -239,7 +240,7 @@ class Coordinator:
         return retrying(call)
 
     def _keep_lease(self, saga: Saga) -> None:
-        if not self.log.renew(saga.id, self.owner):
+        if not self.log.checkpoint(saga, self.owner):
             raise LeaseLost(saga.id)
 
 

@@ -20,12 +20,23 @@ import redis
 TERMINAL_STATES = ("completed", "compensated", "failed")
 _OPEN = "fgt:sagas:open"
 
-# Renew a lease only while we still hold it (compare-and-expire).
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+# Persist a saga if we (still) hold its lease, in one round trip: renew or drop the lease, write
+# the record, keep the index of open sagas. KEYS: lease, record, open index.
+# ARGV: owner, lease ms, record JSON, saga id, 1 if finished, score.
+_CHECKPOINT = """
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then
+  return 0
 end
-return 0
+redis.call('SET', KEYS[2], ARGV[3])
+if ARGV[5] == '1' then
+  redis.call('ZREM', KEYS[3], ARGV[4])
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('ZADD', KEYS[3], ARGV[6], ARGV[4])
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+end
+return 1
 """
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -87,19 +98,17 @@ class SagaLog:
     def __init__(self, client: redis.Redis, lease_seconds: float):
         self.client = client
         self.lease_ms = int(lease_seconds * 1000)
-        self._renew = client.register_script(_RENEW)
+        self._checkpoint = client.register_script(_CHECKPOINT)
         self._release = client.register_script(_RELEASE)
 
-    def write(self, saga: Saga) -> None:
-        """Persist ``saga`` (and whether it is still open) in one transaction."""
+    def checkpoint(self, saga: Saga, owner: str) -> bool:
+        """Persist ``saga`` while ``owner`` holds its lease (renewing it, or dropping it once
+        the saga is finished); False if another coordinator holds the lease now."""
         saga.updated_at = now_iso()
-        with self.client.pipeline(transaction=True) as pipe:
-            pipe.set(_key(saga.id), json.dumps(asdict(saga)))
-            if saga.finished:
-                pipe.zrem(_OPEN, saga.id)
-            else:
-                pipe.zadd(_OPEN, {saga.id: dt.datetime.now(dt.UTC).timestamp()})
-            pipe.execute()
+        keys = [_lease(saga.id), _key(saga.id), _OPEN]
+        args = [owner, self.lease_ms, json.dumps(asdict(saga)), saga.id]
+        args += [int(saga.finished), dt.datetime.now(dt.UTC).timestamp()]
+        return bool(self._checkpoint(keys=keys, args=args))
 
     def read(self, saga_id: str) -> Saga | None:
         """Return the saga with this id, or None."""
@@ -113,10 +122,6 @@ class SagaLog:
     def acquire(self, saga_id: str, owner: str) -> bool:
         """Take the lease on a saga unless a live coordinator holds it."""
         return bool(self.client.set(_lease(saga_id), owner, nx=True, px=self.lease_ms))
-
-    def renew(self, saga_id: str, owner: str) -> bool:
-        """Extend our lease; False if it was lost (expired and taken by another)."""
-        return bool(self._renew(keys=[_lease(saga_id)], args=[owner, self.lease_ms]))
 
     def release(self, saga_id: str, owner: str) -> None:
         """Give the lease back so another coordinator need not wait for it to expire."""

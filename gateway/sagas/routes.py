@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import redis
@@ -72,6 +73,9 @@ def _run(saga: Saga, done_status: int, lock_goal: str | None = None) -> Response
             raise GoalBusy(lock_goal)
         saga = coordinator.start(saga, current_app.config["SAGA_WAIT_SECONDS"])
     except redis.RedisError as exc:
+        if lock_goal:
+            with contextlib.suppress(redis.RedisError):
+                coordinator.log.unlock_goal(lock_goal, saga.id)
         raise Unavailable("The saga log is unavailable; nothing was changed. Retry.") from exc
     return _outcome(saga, done_status)
 
