@@ -18,9 +18,11 @@ def _print_summary(stack: LocalStack) -> None:
     for replica in stack.replicas:
         log_path = stack.log_path(replica.name)
         grpc_target = replica.grpc_target if replica.grpc_port else "-"
-        print(f"{replica.name:<22} {replica.url:<28} {grpc_target:<18} {log_path}")
+        url = replica.url if replica.http_port else "-"
+        print(f"{replica.name:<22} {url:<28} {grpc_target:<18} {log_path}")
     gateways = " or ".join(r.url for r in stack.replicas_of("gateway"))
     print(f"\nClients talk to a gateway only: {gateways} (API docs at /docs)")
+    print("Reporting warehouse: .venv/bin/python -m etl status (or: -m etl psql)")
     print("\nPress Ctrl-C to stop everything.", flush=True)
 
 

@@ -20,6 +20,9 @@ READY_TIMEOUT_SECONDS = 60.0
 REDIS = "redis"
 STATE_REDIS = "state_redis"
 REDIS_KINDS = (REDIS, STATE_REDIS)
+ETL = "etl"
+# The scheduler logs this once its warehouse is up: that is its readiness.
+ETL_READY_MESSAGE = "warehouse at"
 STOP_TIMEOUT_SECONDS = 15.0
 
 
@@ -55,6 +58,7 @@ def default_replicas() -> list[Replica]:
         Replica(STATE_REDIS, "state-redis", 6390, 0),
         Replica("gateway", "gateway-1", 8080, 0),
         Replica("gateway", "gateway-2", 8081, 0),
+        Replica(ETL, "etl-scheduler", 0, 0),
     ]
 
 
@@ -138,6 +142,9 @@ class LocalStack:
     def _command(self, replica: Replica) -> list[str]:
         if replica.service in REDIS_KINDS:
             return _redis_command(replica, self.data_dir / replica.name)
+        if replica.service == ETL:
+            # Nightly by FITNESS_ETL_SCHEDULE, and once now so reports work right away.
+            return [sys.executable, "-m", "etl", "schedule", "--now"]
         command = [sys.executable, "-m", replica.service, "serve"]
         command += ["--http-port", str(replica.http_port)]
         return [*command, "--grpc-port", str(replica.grpc_port)]
@@ -149,7 +156,7 @@ class LocalStack:
             process = self.processes.get(replica.name)
             if process is not None and process.poll() is not None:
                 raise RuntimeError(f"{replica.name} exited; see {self.log_path(replica.name)}")
-            if _is_ready(replica):
+            if _is_ready(replica, self.log_path(replica.name)):
                 return
             time.sleep(0.1)
         raise TimeoutError(f"{replica.name} not ready after {timeout}s")
@@ -193,7 +200,9 @@ def _redis_command(replica: Replica, data_dir: Path) -> list[str]:
     return [*command, "--appendonly", "yes", "--appendfsync", "everysec", "--dir", str(data_dir)]
 
 
-def _is_ready(replica: Replica) -> bool:
+def _is_ready(replica: Replica, log_path: Path) -> bool:
+    if replica.service == ETL:
+        return log_path.exists() and ETL_READY_MESSAGE in log_path.read_text(errors="replace")
     try:
         if replica.service in REDIS_KINDS:
             return bool(redis.Redis.from_url(replica.url, socket_timeout=1).ping())
