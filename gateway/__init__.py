@@ -145,8 +145,7 @@ def _shared_state(settings: dict[str, Any]) -> dict[str, Any]:
 
 def _coordinator(settings: dict[str, Any], extensions: dict[str, Any]):
     """Return the saga coordinator, its log in the state Redis, its gRPC participants."""
-    import redis
-
+    from fitness.redisconn import state_redis
     from fitness.rpc import ServiceClient
     from fitness.v1 import activity_pb2_grpc, user_pb2_grpc
     from gateway.sagas.coordinator import Coordinator, CoordinatorSettings
@@ -164,12 +163,7 @@ def _coordinator(settings: dict[str, Any], extensions: dict[str, Any]):
             timeout,
         ),
     )
-    state = redis.Redis.from_url(
-        settings["STATE_REDIS_URL"],
-        socket_timeout=settings["STATE_REDIS_TIMEOUT_SECONDS"],
-        socket_connect_timeout=settings["STATE_REDIS_TIMEOUT_SECONDS"],
-        max_connections=256,
-    )
+    state = state_redis(settings["STATE_REDIS_URL"], settings["STATE_REDIS_TIMEOUT_SECONDS"])
     saga_log = SagaLog(state, settings["SAGA_LEASE_SECONDS"])
 
     def settled(saga) -> None:
