@@ -26,6 +26,15 @@ def service_parser(
     serve.add_argument("--grpc-port", type=int, default=settings["GRPC_PORT"])
     serve.add_argument("--workers", type=int, default=settings["WORKERS"])
     serve.add_argument("--threads", type=int, default=settings["THREADS"])
+    serve.add_argument(
+        "--worker-class",
+        choices=["gthread", "gevent"],
+        default=settings.get("WORKER_CLASS", "gthread"),
+        help="gevent for many long-lived connections (WebSockets)",
+    )
+    serve.add_argument(
+        "--worker-connections", type=int, default=settings.get("WORKER_CONNECTIONS", 1000)
+    )
     return parser, commands
 
 
@@ -41,4 +50,6 @@ def run_serve(args: argparse.Namespace, create_app: Callable[[], Flask]) -> None
         workers=args.workers,
         threads=args.threads,
         host=args.host,
+        worker_class=args.worker_class,
+        worker_connections=args.worker_connections,
     )

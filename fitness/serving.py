@@ -114,6 +114,11 @@ class _ServiceApplication(BaseApplication):
         return self._app_factory()
 
     def _post_worker_init(self, worker) -> None:
+        if self.cfg.worker_class_str == "gevent":
+            # gRPC's C core must cooperate with gevent's hub, or its calls block every greenlet.
+            from grpc.experimental import gevent as grpc_gevent
+
+            grpc_gevent.init_gevent()
         worker.grpc_server = _GrpcInWorker(worker.wsgi.extensions["worker_plan"], self._grpc_port)
         worker.grpc_server.start()
 
@@ -131,12 +136,19 @@ def serve(
     workers: int = 1,
     threads: int = 16,
     host: str = "0.0.0.0",
+    worker_class: str = "gthread",
+    worker_connections: int = 1000,
 ) -> None:
-    """Serve ``app_factory``'s app over HTTP on ``http_port`` and its gRPC API on ``grpc_port``."""
+    """Serve ``app_factory``'s app over HTTP on ``http_port`` and its gRPC API on ``grpc_port``.
+
+    ``gthread`` gives each request a thread; ``gevent`` a greenlet, which lets one worker hold
+    thousands of open WebSockets (under gthread, flask-sock holds two threads per socket).
+    """
     options = {
         "bind": f"{host}:{http_port}",
         "workers": workers,
-        "worker_class": "gthread",
+        "worker_class": worker_class,
+        "worker_connections": worker_connections,
         "threads": threads,
         "timeout": 60,
         "graceful_timeout": 10,

@@ -17,6 +17,9 @@ DEFAULTS: dict[str, Any] = {
     "GRPC_PORT": 0,
     "WORKERS": 1,
     "THREADS": 64,
+    # Greenlets, not threads: one worker holds thousands of open WebSockets (live sessions).
+    "WORKER_CLASS": "gevent",
+    "WORKER_CONNECTIONS": 10000,
     "USER_HTTP_REPLICAS": "http://127.0.0.1:5000,http://127.0.0.1:5010",
     "ACTIVITY_HTTP_REPLICAS": "http://127.0.0.1:5001,http://127.0.0.1:5011",
     "UPSTREAM_CONNECT_TIMEOUT_SECONDS": 1.0,
