@@ -26,6 +26,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the activity service's app; nothing connects to the network until needed."""
     from activity_service import routes
     from activity_service.goals import GoalRegistry
+    from activity_service.groups import GroupSessions
     from activity_service.grpc_api import ActivityServicer
     from activity_service.service import UserDirectory, WorkoutService
     from activity_service.store import ActivityStore
@@ -40,11 +41,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     workouts = WorkoutService(store, UserDirectory(user_client))
     goals = GoalRegistry(store)
+    groups = GroupSessions(store, workouts)
     app.extensions.update(store=store, workouts=workouts, goals=goals, user_client=user_client)
 
     web.init_app(app, ready_check=store.ping)
     app.register_blueprint(routes.bp)
-    servicer = ActivityServicer(workouts, goals)
+    servicer = ActivityServicer(workouts, goals, groups)
     serving.plan_worker(
         app,
         serving.WorkerPlan(

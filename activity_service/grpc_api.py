@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from activity_service import schemas
 from activity_service.goals import GoalRegistry
+from activity_service.groups import GroupSessions
 from activity_service.service import WorkoutService
 from fitness.errors import ValidationFailed
 from fitness.v1 import activity_pb2, activity_pb2_grpc
@@ -25,9 +26,10 @@ def workout_message(view: dict) -> activity_pb2.WorkoutResponse:
 
 
 class ActivityServicer(activity_pb2_grpc.ActivityServiceServicer):
-    def __init__(self, workouts: WorkoutService, goals: GoalRegistry):
+    def __init__(self, workouts: WorkoutService, goals: GoalRegistry, groups: GroupSessions):
         self.workouts = workouts
         self.goals = goals
+        self.groups = groups
 
     def StartWorkoutSession(self, request, context):
         body = validate(
@@ -65,3 +67,27 @@ class ActivityServicer(activity_pb2_grpc.ActivityServiceServicer):
             state.model_dump(), request.saga_id, request.step, tuple(request.supersedes)
         )
         return activity_pb2.GoalStateResponse(applied=applied)
+
+    def SaveGroupSession(self, request, context):
+        if not (request.group_session_id and request.creator_id and request.participants):
+            raise ValidationFailed("group_session_id, creator_id and participants are required.")
+        session = {
+            name: getattr(request, name)
+            for name in (
+                "group_session_id",
+                "creator_id",
+                "workout_type",
+                "name",
+                "started_at",
+                "ended_at",
+                "timeline_json",
+                "exercises_json",
+                "votes_json",
+            )
+        }
+        session["participants"] = [
+            {"user_id": p.user_id, "joined_at": p.joined_at, "left_at": p.left_at}
+            for p in request.participants
+        ]
+        saved, ids = self.groups.save(session)
+        return activity_pb2.GroupSessionSaved(saved=saved, workout_session_ids=ids)

@@ -200,6 +200,47 @@ class WorkoutService:
         self.report(ended)
         return session_view(ended)
 
+    def record_finished(
+        self,
+        session_id: str,
+        user_id: str,
+        workout_type: str,
+        start_time: dt.datetime,
+        end_time: dt.datetime,
+        source: str,
+    ) -> bool:
+        """Store a workout that already ended elsewhere (a live group session) and count it.
+
+        Idempotent on ``session_id``: return False if it was stored before.
+        """
+        start_time, end_time = _to_millis(start_time), _to_millis(end_time)
+        end_time = min(max(end_time, start_time), start_time + schemas.MAX_DURATION)
+        weight_kg, weight_source = self.users.weight_kg(user_id)
+        duration = round((end_time - start_time).total_seconds() / 60.0, 2)
+        now = utcnow()
+        doc = {
+            "_id": session_id,
+            "user_id": user_id,
+            "workout_type": workout_type,
+            "status": "ended",
+            "start_time": start_time,
+            "end_time": end_time,
+            "duration": duration,
+            "calories_burned": workouts.calories_burned(workout_type, weight_kg, duration),
+            "weight_kg": weight_kg,
+            "weight_source": weight_source,
+            "source": source,
+            "progress_reported": False,
+            "created_at": now,
+            "updated_at": now,
+        }
+        try:
+            self.store.sessions.insert_one(doc)
+        except DuplicateKeyError:
+            return False
+        self.report(doc)
+        return True
+
     def _owned_session(self, session_id: str, caller_id: str) -> dict[str, Any]:
         doc = self.store.sessions.find_one({"_id": session_id})
         if doc is None:

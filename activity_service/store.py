@@ -40,6 +40,11 @@ class ActivityStore:
         """The service's copy of users' goals, set by saga steps (see ``goals.py``)."""
         return self.db["goals"]
 
+    @property
+    def group_sessions(self) -> Any:
+        """Finished live group sessions, one document each (participants, timeline, votes)."""
+        return self.db["group_sessions"]
+
     def create_indexes(self) -> None:
         """Create the indexes queries rely on (idempotent; run at start-up)."""
         self.sessions.create_index([("user_id", pymongo.ASCENDING), ("start_time", -1)])

@@ -53,6 +53,11 @@ def issue_token(user_id: str, secret: str, ttl_seconds: int) -> str:
 
 def verify_token(token: str, secret: str) -> str:
     """Return the user id of a valid token or raise ``AuthenticationFailed``."""
+    return str(verify_claims(token, secret)["sub"])
+
+
+def verify_claims(token: str, secret: str) -> dict:
+    """Return the claims (``sub``, ``exp``, …) of a valid token or raise AuthenticationFailed."""
     try:
         claims = jwt.decode(
             token,
@@ -65,7 +70,7 @@ def verify_token(token: str, secret: str) -> str:
         raise AuthenticationFailed("The token has expired; log in again.") from None
     except jwt.InvalidTokenError:
         raise AuthenticationFailed("The token is invalid.") from None
-    return str(claims["sub"])
+    return claims
 
 
 def bearer_token() -> str:

@@ -15,6 +15,11 @@ from redis.sentinel import Sentinel
 SENTINEL_SCHEME = "redis+sentinel"
 
 
+def live_user_channel(user_id: str) -> str:
+    """Return the channel whose messages reach every live connection of ``user_id``."""
+    return f"fgt:live:u:{user_id}"
+
+
 def state_redis(url: str, timeout_seconds: float, max_connections: int = 256) -> redis.Redis:
     """Return a client of the state Redis at ``url``; every call has ``timeout_seconds``."""
     options = {

@@ -47,6 +47,15 @@ DEFAULTS: dict[str, Any] = {
     "SAGA_LEASE_SECONDS": 5.0,
     "SAGA_RECOVERY_SECONDS": 1.0,
     "SAGA_WORKERS": 64,
+    "LIVE_SESSION_TTL_SECONDS": 6 * 3600,
+    "LIVE_MAX_EVENTS": 2000,
+    "LIVE_HEARTBEAT_SECONDS": 10.0,
+    "LIVE_LEAVE_GRACE_SECONDS": 30.0,
+    "LIVE_PING_SECONDS": 20.0,
+    "LIVE_MAX_MESSAGE_BYTES": 4096,
+    "LIVE_MESSAGES_PER_SECOND": "20 per second",
+    "LIVE_QUEUE_SIZE": 1000,
+    "LIVE_SAVE_RETRY_SECONDS": 5.0,
 }
 
 
@@ -54,6 +63,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the gateway; upstream connections are made on the first request."""
     from gateway import docs, routes
     from gateway.health import HealthChecker
+    from gateway.live import init_live
+    from gateway.live import routes as live_routes
     from gateway.sagas import routes as saga_routes
 
     app, settings = web.new_app(SERVICE_NAME, DEFAULTS, test_config)
@@ -65,7 +76,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     app.extensions.update(pools=pools, proxy=proxy, health=checker)
     app.extensions.update(_shared_state(settings))
+    app.extensions.update(_internal(settings))
     app.extensions["coordinator"] = _coordinator(settings, app.extensions)
+    live = init_live(app, settings)
     if settings["TRUSTED_PROXY_HOPS"]:
         # Behind a proxy the client's address is in X-Forwarded-For; trust only our own hops.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings["TRUSTED_PROXY_HOPS"])
@@ -78,12 +91,15 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     web.init_app(app, ready_check=ready_check, status_view=routes.status)
     app.register_blueprint(saga_routes.bp)
+    app.register_blueprint(live_routes.bp)
     app.register_blueprint(routes.bp)
     app.register_blueprint(docs.bp)
     background = [
         checker.run,
         app.extensions["shards"].run_probes,
         app.extensions["coordinator"].recover_forever,
+        live.hub.listen,
+        live.saver.retry_forever,
     ]
     serving.plan_worker(
         app, serving.WorkerPlan(grpc_register=[], ready_check=ready_check, background=background)
@@ -146,14 +162,12 @@ def _shared_state(settings: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _coordinator(settings: dict[str, Any], extensions: dict[str, Any]):
-    """Return the saga coordinator, its log in the state Redis, its gRPC participants."""
+def _internal(settings: dict[str, Any]) -> dict[str, Any]:
+    """Return the gRPC clients of both services and the client of the state Redis."""
     from fitness.redisconn import state_redis
     from fitness.rpc import ServiceClient
     from fitness.v1 import activity_pb2_grpc, user_pb2_grpc
-    from gateway.sagas.coordinator import Coordinator, CoordinatorSettings
     from gateway.sagas.goals import Participants
-    from gateway.sagas.log import SagaLog
 
     timeout = settings["GRPC_TIMEOUT_SECONDS"]
     participants = Participants(
@@ -167,7 +181,15 @@ def _coordinator(settings: dict[str, Any], extensions: dict[str, Any]):
         ),
     )
     state = state_redis(settings["STATE_REDIS_URL"], settings["STATE_REDIS_TIMEOUT_SECONDS"])
-    saga_log = SagaLog(state, settings["SAGA_LEASE_SECONDS"])
+    return {"participants": participants, "state_redis": state}
+
+
+def _coordinator(settings: dict[str, Any], extensions: dict[str, Any]):
+    """Return the saga coordinator, with its log in the state Redis."""
+    from gateway.sagas.coordinator import Coordinator, CoordinatorSettings
+    from gateway.sagas.log import SagaLog
+
+    saga_log = SagaLog(extensions["state_redis"], settings["SAGA_LEASE_SECONDS"])
 
     def settled(saga) -> None:
         extensions["cache"].invalidate(saga.user_id)
@@ -176,7 +198,7 @@ def _coordinator(settings: dict[str, Any], extensions: dict[str, Any]):
 
     return Coordinator(
         saga_log,
-        participants,
+        extensions["participants"],
         CoordinatorSettings(
             step_deadline_seconds=settings["SAGA_STEP_DEADLINE_SECONDS"],
             compensation_deadline_seconds=settings["SAGA_COMPENSATION_DEADLINE_SECONDS"],

@@ -17,12 +17,16 @@ DEFAULTS: dict[str, Any] = {
     "GRPC_PORT": 50051,
     "WORKERS": 1,
     "THREADS": 16,
+    # Where live "goal_achieved" notices go (the gateways' state Redis); empty: nowhere.
+    "STATE_REDIS_URL": "",
+    "STATE_REDIS_TIMEOUT_SECONDS": 0.5,
 }
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the user service's app; nothing connects to the network until a request."""
     from user_service import db, routes
+    from user_service.events import GoalEvents
     from user_service.grpc_api import UserServicer
     from user_service.service import AccountService, GoalService
 
@@ -36,7 +40,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     web.init_app(app, ready_check=database.ping)
     app.register_blueprint(routes.bp)
-    servicer = UserServicer(accounts, goals)
+    events = GoalEvents(settings["STATE_REDIS_URL"], settings["STATE_REDIS_TIMEOUT_SECONDS"])
+    servicer = UserServicer(accounts, goals, events)
     serving.plan_worker(
         app,
         serving.WorkerPlan(

@@ -8,6 +8,7 @@ from fitness.errors import ValidationFailed
 from fitness.v1 import user_pb2, user_pb2_grpc
 from fitness.web import validate
 from user_service import schemas
+from user_service.events import GoalEvents
 from user_service.service import (
     AccountService,
     FinishedWorkout,
@@ -63,9 +64,10 @@ def _parse_time(value: str) -> dt.datetime:
 
 
 class UserServicer(user_pb2_grpc.UserServiceServicer):
-    def __init__(self, accounts: AccountService, goals: GoalService):
+    def __init__(self, accounts: AccountService, goals: GoalService, events: GoalEvents):
         self.accounts = accounts
         self.goals = goals
+        self.events = events
 
     def RegisterUser(self, request, context):
         body = {"username": request.username, "email": request.email}
@@ -149,6 +151,8 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         if not workout.session_id or not workout.user_id:
             raise ValidationFailed("session_id and user_id are required.")
         counted, achieved = self.goals.record_workout(workout)
+        for view in achieved:
+            self.events.goal_achieved(view)
         return user_pb2.RecordWorkoutResponse(
             counted=counted, achieved_goals=[goal_message(view) for view in achieved]
         )

@@ -1,8 +1,8 @@
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Iterable as _Iterable
-from typing import ClassVar as _ClassVar, Optional as _Optional
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -93,3 +93,45 @@ class GoalStateResponse(_message.Message):
     APPLIED_FIELD_NUMBER: _ClassVar[int]
     applied: bool
     def __init__(self, applied: _Optional[bool] = ...) -> None: ...
+
+class GroupParticipant(_message.Message):
+    __slots__ = ("user_id", "joined_at", "left_at")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    JOINED_AT_FIELD_NUMBER: _ClassVar[int]
+    LEFT_AT_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    joined_at: str
+    left_at: str
+    def __init__(self, user_id: _Optional[str] = ..., joined_at: _Optional[str] = ..., left_at: _Optional[str] = ...) -> None: ...
+
+class GroupSession(_message.Message):
+    __slots__ = ("group_session_id", "creator_id", "workout_type", "name", "started_at", "ended_at", "participants", "timeline_json", "exercises_json", "votes_json")
+    GROUP_SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    CREATOR_ID_FIELD_NUMBER: _ClassVar[int]
+    WORKOUT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    ENDED_AT_FIELD_NUMBER: _ClassVar[int]
+    PARTICIPANTS_FIELD_NUMBER: _ClassVar[int]
+    TIMELINE_JSON_FIELD_NUMBER: _ClassVar[int]
+    EXERCISES_JSON_FIELD_NUMBER: _ClassVar[int]
+    VOTES_JSON_FIELD_NUMBER: _ClassVar[int]
+    group_session_id: str
+    creator_id: str
+    workout_type: str
+    name: str
+    started_at: str
+    ended_at: str
+    participants: _containers.RepeatedCompositeFieldContainer[GroupParticipant]
+    timeline_json: str
+    exercises_json: str
+    votes_json: str
+    def __init__(self, group_session_id: _Optional[str] = ..., creator_id: _Optional[str] = ..., workout_type: _Optional[str] = ..., name: _Optional[str] = ..., started_at: _Optional[str] = ..., ended_at: _Optional[str] = ..., participants: _Optional[_Iterable[_Union[GroupParticipant, _Mapping]]] = ..., timeline_json: _Optional[str] = ..., exercises_json: _Optional[str] = ..., votes_json: _Optional[str] = ...) -> None: ...
+
+class GroupSessionSaved(_message.Message):
+    __slots__ = ("saved", "workout_session_ids")
+    SAVED_FIELD_NUMBER: _ClassVar[int]
+    WORKOUT_SESSION_IDS_FIELD_NUMBER: _ClassVar[int]
+    saved: bool
+    workout_session_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, saved: _Optional[bool] = ..., workout_session_ids: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -54,6 +54,11 @@ class ActivityServiceStub:
                 request_serializer=fitness_dot_v1_dot_activity__pb2.GoalState.SerializeToString,
                 response_deserializer=fitness_dot_v1_dot_activity__pb2.GoalStateResponse.FromString,
                 _registered_method=True)
+        self.SaveGroupSession = channel.unary_unary(
+                '/fitness.v1.ActivityService/SaveGroupSession',
+                request_serializer=fitness_dot_v1_dot_activity__pb2.GroupSession.SerializeToString,
+                response_deserializer=fitness_dot_v1_dot_activity__pb2.GroupSessionSaved.FromString,
+                _registered_method=True)
 
 
 class ActivityServiceServicer:
@@ -88,6 +93,14 @@ class ActivityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SaveGroupSession(self, request, context):
+        """Save a finished live group session and give each participant a workout record (which
+        counts in their statistics and goals). Idempotent on group_session_id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ActivityServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -110,6 +123,11 @@ def add_ActivityServiceServicer_to_server(servicer, server):
                     servicer.ApplyGoal,
                     request_deserializer=fitness_dot_v1_dot_activity__pb2.GoalState.FromString,
                     response_serializer=fitness_dot_v1_dot_activity__pb2.GoalStateResponse.SerializeToString,
+            ),
+            'SaveGroupSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.SaveGroupSession,
+                    request_deserializer=fitness_dot_v1_dot_activity__pb2.GroupSession.FromString,
+                    response_serializer=fitness_dot_v1_dot_activity__pb2.GroupSessionSaved.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -220,6 +238,33 @@ class ActivityService:
             '/fitness.v1.ActivityService/ApplyGoal',
             fitness_dot_v1_dot_activity__pb2.GoalState.SerializeToString,
             fitness_dot_v1_dot_activity__pb2.GoalStateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SaveGroupSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fitness.v1.ActivityService/SaveGroupSession',
+            fitness_dot_v1_dot_activity__pb2.GroupSession.SerializeToString,
+            fitness_dot_v1_dot_activity__pb2.GroupSessionSaved.FromString,
             options,
             channel_credentials,
             insecure,
