@@ -1,0 +1,277 @@
+"""Live group sessions over WebSocket, across two gateway instances, with state in Redis."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+import websocket
+from conftest import GatewayApi, gateway_tier, make_replicas, wait_until
+
+from devstack.stack import LocalStack
+from fitness import mongo
+
+LIVE_ENV = {
+    "FITNESS_LIVE_LEAVE_GRACE_SECONDS": "1",
+    "FITNESS_LIVE_HEARTBEAT_SECONDS": "0.5",
+    "FITNESS_HEALTH_INTERVAL_SECONDS": "0.5",
+}
+
+
+@pytest.fixture(scope="module")
+def live_stack(tmp_path_factory):
+    replicas = [*make_replicas(1), *gateway_tier(gateways=2)]
+    stack = LocalStack(tmp_path_factory.mktemp("live"), replicas, extra_env=LIVE_ENV)
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()
+
+
+class LiveClient:
+    """A test client of ``/ws`` that keeps every message it received."""
+
+    def __init__(self, stack: LocalStack, gateway_index: int, token: str):
+        # websocket-client: simple-websocket's Client leaves a message that arrives with the
+        # handshake response unread until more data comes.
+        url = stack.replicas_of("gateway")[gateway_index].url.replace("http", "ws")
+        self.ws = websocket.create_connection(f"{url}/ws?token={token}", timeout=10)
+        self.received: list[dict] = []
+        self.log: list[dict] = []  # every numbered session event, in arrival order
+        assert self.next("welcome")
+
+    def send(self, **message) -> None:
+        self.ws.send(json.dumps(message))
+
+    def send_raw(self, raw: str) -> None:
+        self.ws.send(raw)
+
+    def next(self, kind: str, timeout: float = 10.0, **match) -> dict:
+        """Return the next message of type ``kind`` (with the given fields) not yet taken."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for message in self.received:
+                if message["type"] == kind and all(message.get(k) == v for k, v in match.items()):
+                    self.received.remove(message)
+                    return message
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no {kind} {match} within {timeout}s; got {self.received}")
+            self.received.append(self._receive(remaining))
+
+    def events(self, upto_seq: int, timeout: float = 10.0) -> list[dict]:
+        """Return the session events this client saw up to ``upto_seq``, in arrival order."""
+        seen: list[dict] = []
+        while not seen or seen[-1]["seq"] < upto_seq:
+            seen.append(self.next_event(timeout))
+        return seen
+
+    def next_event(self, timeout: float = 10.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            for message in self.received:
+                if "seq" in message:
+                    self.received.remove(message)
+                    return message
+            self.received.append(self._receive(max(0.01, deadline - time.monotonic())))
+
+    def seen_until(self, seq: int, timeout: float = 10.0) -> list[tuple]:
+        """Return (seq, type, sender) of every event received, once ``seq`` has arrived."""
+        deadline = time.monotonic() + timeout
+        while not self.log or self.log[-1]["seq"] < seq:
+            self.received.append(self._receive(max(0.01, deadline - time.monotonic())))
+        return [(e["seq"], e["type"], e["sender"]) for e in self.log]
+
+    def _receive(self, timeout: float) -> dict:
+        self.ws.settimeout(timeout)
+        try:
+            message = json.loads(self.ws.recv())
+            if "seq" in message:
+                self.log.append(message)
+            return message
+        except websocket.WebSocketTimeoutException:
+            raise AssertionError(f"nothing received within {timeout:.1f}s") from None
+
+    def close(self) -> None:
+        self.ws.close()
+
+
+def _session(creator: LiveClient, *others: tuple[LiveClient, str]) -> str:
+    creator.send(type="create_session", workout_type="hiit", name="lunch")
+    session_id = creator.next("session_created")["session_id"]
+    creator.next("joined")
+    for client, user_id in others:
+        client.send(type="join_session", session_id=session_id, user_id=user_id)
+        client.next("joined")
+    return session_id
+
+
+def test_two_instances_show_one_session_in_one_order(live_stack):
+    one, two = GatewayApi(live_stack, 0), GatewayApi(live_stack, 1)
+    (a_id, a_token), (b_id, b_token) = one.new_user(), two.new_user()
+    a, b = LiveClient(live_stack, 0, a_token), LiveClient(live_stack, 1, b_token)
+    _session(a, (b, b_id))
+    a.send(type="chat_message", user_id=a_id, message="ready?")
+    b.send(type="chat_message", user_id=b_id, message="ready!")
+    b.send(type="exercise_update", exercise="squat", sets=3, reps=12, weight_kg=60.0)
+    a.send(type="propose_exercise", exercise="burpees")
+    vote_id = a.next("vote_opened")["vote_id"]
+    a.send(type="vote", vote_id=vote_id, choice="yes")
+    b.send(type="vote", vote_id=vote_id, choice="yes")
+    time.sleep(0.3)  # both ballots in before closing
+    a.send(type="close_vote", vote_id=vote_id)
+    closed = a.next("vote_closed")
+    assert (closed["yes"], closed["no"], closed["result"]) == (2, 0, "accepted")
+    a.send(type="presence")
+    assert sorted(a.next("presence")["participants"]) == sorted([a_id, b_id])
+
+    last = closed["seq"]
+    seen_by_a, seen_by_b = a.seen_until(last), b.seen_until(last)
+    # B joined after A's own join (seq 1), and its join replayed it: both saw 1..last.
+    assert [seq for seq, _, _ in seen_by_b] == list(range(1, last + 1))
+    assert seen_by_a == seen_by_b
+    assert ("chat_message", b_id) in [(t, s) for _, t, s in seen_by_a]
+    a.close()
+    b.close()
+
+
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        ("not json", "malformed_json"),
+        ("[1, 2]", "malformed_json"),
+        ('{"type": "dance"}', "unknown_type"),
+        ('{"message": "no type"}', "unknown_type"),
+        ('{"type": "chat_message"}', "invalid_message"),
+        ('{"type": "chat_message", "message": ""}', "invalid_message"),
+        ('{"type": "chat_message", "message": "hi", "mood": "great"}', "invalid_message"),
+        ('{"type": "exercise_update", "exercise": "squat", "reps": -3}', "invalid_message"),
+        (
+            '{"type": "exercise_update", "exercise": "squat", "weight_kg": "heavy"}',
+            "invalid_message",
+        ),
+        ('{"type": "join_session", "session_id": "no-such-session"}', "session_not_found"),
+        ('{"type": "chat_message", "message": "hi", "session_id": "elsewhere"}', "not_joined"),
+        ('{"type": "chat_message", "message": "hi", "user_id": "someone-else"}', "forbidden"),
+        ('{"type": "vote", "vote_id": "nope", "choice": "yes"}', "no_such_vote"),
+        ('{"type": "vote", "vote_id": "nope", "choice": "maybe"}', "invalid_message"),
+        ('{"type": "close_vote", "vote_id": "nope"}', "no_such_vote"),
+        ('{"type": "chat_message", "message": "' + "x" * 5000 + '"}', "message_too_large"),
+    ],
+)
+def test_it_answers_bad_input_with_an_error_and_goes_on(live_stack, raw, code):
+    api = GatewayApi(live_stack)
+    (_a_id, a_token), (b_id, b_token) = api.new_user(), api.new_user()
+    a, b = LiveClient(live_stack, 0, a_token), LiveClient(live_stack, 1, b_token)
+    session_id = _session(a, (b, b_id))
+    b.send_raw(raw)
+    error = b.next("error")
+    assert error["code"] == code, error
+    assert error["message"]
+    b.send(type="chat_message", message="still here", request_id="after")
+    assert a.next("chat_message", message="still here")["session_id"] == session_id
+    a.close()
+    b.close()
+
+
+def test_it_limits_floods_and_refuses_strangers(live_stack):
+    api = GatewayApi(live_stack)
+    (_a_id, a_token), (b_id, b_token) = api.new_user(), api.new_user()
+    a, b = LiveClient(live_stack, 0, a_token), LiveClient(live_stack, 0, b_token)
+    _session(a, (b, b_id))
+    b.send(type="end_session")
+    assert b.next("error")["code"] == "forbidden"
+    for n in range(60):
+        b.send(type="chat_message", message=f"spam {n}")
+    assert b.next("error", code="rate_limited")
+    time.sleep(1.1)
+    b.send(type="chat_message", message="calm again")
+    assert a.next("chat_message", message="calm again")
+    with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+        LiveClient(live_stack, 0, "not-a-token")
+    assert refused.value.status_code == 401
+    a.close()
+    b.close()
+
+
+def test_a_lost_connection_counts_as_leaving_after_the_grace_period(live_stack):
+    api = GatewayApi(live_stack)
+    (a_id, a_token), (b_id, b_token) = api.new_user(), api.new_user()
+    a, b = LiveClient(live_stack, 0, a_token), LiveClient(live_stack, 1, b_token)
+    _session(a, (b, b_id))
+    b.ws.sock.close()  # no close frame, no leave_session: the socket just dies
+    left = a.next("participant_left", timeout=15, sender=b_id)
+    assert left["reason"] == "disconnected"
+    a.send(type="presence")
+    assert a.next("presence")["participants"] == [a_id]
+    a.close()
+
+
+def test_the_ended_session_is_saved_and_counts_for_every_participant(live_stack):
+    one, two = GatewayApi(live_stack, 0), GatewayApi(live_stack, 1)
+    (a_id, a_token), (b_id, b_token) = one.new_user(), two.new_user()
+    goal = {"goal_type": "workout_count", "target_value": 1, "target_date": "2099-01-01"}
+    assert two.post(f"{two.user_url}/users/{b_id}/goals", goal, b_token).status_code == 201
+    a = LiveClient(live_stack, 0, a_token)
+    b, b_elsewhere = LiveClient(live_stack, 1, b_token), LiveClient(live_stack, 0, b_token)
+    session_id = _session(a, (b, b_id))
+    b.send(type="chat_message", message="last set")
+    a.send(type="end_session")
+    assert b.next("session_ended")
+    # The goal is reached by the group workout: both of B's connections hear it.
+    for connection in (b, b_elsewhere):
+        achieved = connection.next("goal_achieved", timeout=20)
+        assert achieved["goal"]["user_id"] == b_id and achieved["goal"]["achieved"] is True
+
+    def counted(api: GatewayApi, user_id: str, token: str) -> bool:
+        stats = api.get(f"{api.user_url}/users/{user_id}/statistics", token)
+        return stats.json()["total_workouts"] == 1
+
+    assert wait_until(lambda: counted(one, a_id, a_token), 20)
+    assert wait_until(lambda: counted(two, b_id, b_token), 20)
+    saved = _group_session(live_stack.data_dir, session_id)
+    assert sorted(p["user_id"] for p in saved["participants"]) == sorted([a_id, b_id])
+    assert [c["message"] for c in saved["chat"]] == ["last set"]
+    assert saved["workout_type"] == "hiit"
+    for client in (a, b, b_elsewhere):
+        client.close()
+
+
+def _group_session(data_dir: Path, session_id: str) -> dict:
+    database = mongo.connect("", str(data_dir), "activity")
+    found = database["group_sessions"].find_one({"_id": session_id})
+    assert found is not None
+    return found
+
+
+def test_clients_of_a_killed_instance_reconnect_to_the_other_and_catch_up(live_stack):
+    one, two = GatewayApi(live_stack, 0), GatewayApi(live_stack, 1)
+    (_a_id, a_token), (b_id, b_token) = one.new_user(), two.new_user()
+    a, b = LiveClient(live_stack, 0, a_token), LiveClient(live_stack, 1, b_token)
+    session_id = _session(a, (b, b_id))
+    a.send(type="chat_message", message="before")
+    last_seen = a.next("chat_message", message="before")["seq"]
+    victim = live_stack.replicas_of("gateway")[0]
+    live_stack.kill(victim.name)
+    try:
+        for n in range(3):
+            b.send(type="chat_message", message=f"missed {n}")
+        last = b.next("chat_message", message="missed 2")["seq"]
+        again = LiveClient(live_stack, 1, a_token)
+        again.send(type="join_session", session_id=session_id, last_seq=last_seen)
+        again.next("joined")
+        caught_up = again.events(last)
+        assert [e["seq"] for e in caught_up] == list(range(last_seen + 1, last + 1))
+        assert [e["message"] for e in caught_up if e["type"] == "chat_message"] == [
+            "missed 0",
+            "missed 1",
+            "missed 2",
+        ]
+        again.close()
+        b.close()
+    finally:
+        live_stack.start_replica(victim)
+        live_stack.wait_ready(victim)
