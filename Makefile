@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install up test lint format protos openapi clean
+.PHONY: install up test lint format protos openapi clean browser
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,7 +16,11 @@ install: $(STAMP)
 up: install
 	$(PY) -m devstack up
 
-test: install lint
+# tests/test_live_page.py drives the Debian chromium in headless mode.
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" -eq 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } || echo "chromium is missing: tests/test_live_page.py will skip (as root: apt-get install -y chromium)"
+
+test: install lint browser
 	$(PY) -m pytest
 
 lint: install

@@ -275,3 +275,24 @@ def test_clients_of_a_killed_instance_reconnect_to_the_other_and_catch_up(live_s
     finally:
         live_stack.start_replica(victim)
         live_stack.wait_ready(victim)
+
+
+def test_a_client_away_when_the_session_ended_still_catches_up(live_stack):
+    api = GatewayApi(live_stack)
+    (_a_id, a_token), (b_id, b_token) = api.new_user(), api.new_user()
+    a, b = LiveClient(live_stack, 0, a_token), LiveClient(live_stack, 1, b_token)
+    session_id = _session(a, (b, b_id))
+    b.send(type="chat_message", message="see you")
+    last_seen = b.next("chat_message", message="see you")["seq"]
+    b.close()
+    a.send(type="chat_message", message="bye")
+    a.send(type="end_session")
+    ended = a.next("session_ended")["seq"]
+    back = LiveClient(live_stack, 1, b_token)
+    back.send(type="join_session", session_id=session_id, last_seq=last_seen)
+    assert back.next("joined")["status"] == "ended"
+    assert [kind for _, kind, _ in back.seen_until(ended)][-2:] == ["chat_message", "session_ended"]
+    back.send(type="chat_message", session_id=session_id, message="anyone?")
+    assert back.next("error")["code"] == "not_joined"
+    a.close()
+    back.close()

@@ -76,8 +76,22 @@ class LiveService:
         self._join(connection, session_id, 0)
 
     def join_session(self, connection: Connection, message: p.JoinSession) -> None:
-        self._open_session(message.session_id)
+        session = self.store.session(message.session_id)
+        if session is None:
+            raise LiveError("session_not_found", f"No live session {message.session_id!r}.")
+        if session.get("status") != "open":
+            # Too late to take part, but not to catch up: a client that was away when the
+            # session ended still gets what it missed, ``session_ended`` included.
+            self._replay_ended(connection, message.session_id, session, message.last_seq)
+            return
         self._join(connection, message.session_id, message.last_seq)
+
+    def _replay_ended(
+        self, connection: Connection, session_id: str, session: dict, last_seq: int
+    ) -> None:
+        connection.send({**self._joined_view(session_id, session), "status": "ended"})
+        for event in self.store.events_after(session_id, last_seq):
+            connection.send(event)
 
     def _join(self, connection: Connection, session_id: str, last_seq: int) -> None:
         connection.start_sync(session_id, last_seq)
@@ -86,18 +100,20 @@ class LiveService:
         if self.store.add_member(session_id, connection.user_id):
             self._publish(session_id, connection, "participant_joined")
         session = self.store.session(session_id) or {}
-        connection.send(
-            {
-                "type": "joined",
-                "session_id": session_id,
-                "creator_id": session.get("creator_id"),
-                "workout_type": session.get("workout_type"),
-                "name": session.get("name"),
-                "presence": self.store.present(session_id, self.settings.presence_window),
-                "vote": self.store.current_vote(session_id),
-            }
-        )
+        connection.send({**self._joined_view(session_id, session), "status": "open"})
         connection.finish_sync(session_id, self.store.events_after(session_id, last_seq))
+
+    def _joined_view(self, session_id: str, session: dict) -> dict[str, Any]:
+        return {
+            "type": "joined",
+            "session_id": session_id,
+            "creator_id": session.get("creator_id"),
+            "workout_type": session.get("workout_type"),
+            "name": session.get("name"),
+            "presence": self.store.present(session_id, self.settings.presence_window),
+            "vote": self.store.current_vote(session_id),
+            "tally": self.store.tally(session_id),
+        }
 
     def leave_session(self, connection: Connection, message: p.LeaveSession) -> None:
         session_id = self._joined(connection, message, must_be_open=False)

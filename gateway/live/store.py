@@ -177,6 +177,11 @@ class LiveStore:
             pipe.expire(key, self.ttl)
             pipe.execute()
 
+    def tally(self, session_id: str) -> dict[str, int]:
+        """Return the open vote's ballots so far: ``{"yes": n, "no": m}``."""
+        ballots = [v.decode() for v in self.redis.hvals(f"{_key(session_id)}:ballots")]
+        return {"yes": ballots.count("yes"), "no": ballots.count("no")}
+
     def close_vote(self, session_id: str, vote_id: str) -> tuple[dict, dict[str, str]] | None:
         """Close the open vote ``vote_id``; return it and its ballots (None if not open)."""
         keys = [_key(session_id), f"{_key(session_id)}:ballots"]
