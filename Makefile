@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install up test lint format protos openapi clean browser
+.PHONY: install up test lint format protos openapi clean browser servers
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,7 +20,11 @@ up: install
 browser:
 	@command -v chromium >/dev/null || { [ "$$(id -u)" -eq 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } || echo "chromium is missing: tests/test_live_page.py will skip (as root: apt-get install -y chromium)"
 
-test: install lint browser
+# PostgreSQL for tests/test_failover_postgres.py, nginx for tests/test_deploy_files.py.
+servers:
+	@{ ls /usr/lib/postgresql/*/bin/initdb && test -x /usr/sbin/nginx; } >/dev/null 2>&1 || { [ "$$(id -u)" -eq 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql nginx; } || echo "postgresql/nginx missing: their tests will skip"
+
+test: install lint browser servers
 	$(PY) -m pytest
 
 lint: install

@@ -17,6 +17,11 @@ COMMON_DEFAULTS: dict[str, Any] = {
     "DATA_DIR": "data",
     "LOG_LEVEL": "INFO",
     "LOG_FILE": "",
+    # Ship every log event to Logstash (TCP, json_lines) too; empty = stdout/file only.
+    "LOGSTASH_HOST": "",
+    "LOGSTASH_PORT": 5959,
+    # How often queued events are sent (and, while Logstash is down, retried).
+    "LOGSTASH_FLUSH_SECONDS": 2.0,
     "JWT_SECRET": "",
     "JWT_TTL_SECONDS": 3600,
     "GRPC_TIMEOUT_SECONDS": 3.0,

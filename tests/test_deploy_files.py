@@ -1,17 +1,71 @@
-"""The deployment files are valid: compose against the Compose spec, the Dockerfile by hadolint."""
+"""The deployment files are valid and agree with the code.
+
+Compose against the Compose spec, the Dockerfiles by hadolint, the nginx configuration by nginx
+itself; every FITNESS_* variable compose sets is one the service reads, and every setting a
+service needs in production is set, pointing at services that exist.
+"""
 
 from __future__ import annotations
 
+import importlib
+import re
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import yaml
+from system_packages import require
+
+from fitness.config import COMMON_DEFAULTS, ENV_PREFIX
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+OUR_IMAGE = "fitness-goal-tracker:local"
+# What each of our processes must be given in production (beyond what every one gets).
+EVERY_PROCESS = {"ENV", "JWT_SECRET", "LOGSTASH_HOST", "LOGSTASH_PORT"}
+NEEDS = {
+    "user_service serve": {"DATABASE_URL", "STATE_REDIS_URL", "HTTP_PORT", "GRPC_PORT"},
+    "user_service migrate": {"DATABASE_URL"},
+    "activity_service serve": {"MONGO_URL", "USER_GRPC_TARGETS", "HTTP_PORT", "GRPC_PORT"},
+    "gateway serve": {
+        "USER_HTTP_REPLICAS",
+        "ACTIVITY_HTTP_REPLICAS",
+        "USER_GRPC_TARGETS",
+        "ACTIVITY_GRPC_TARGETS",
+        "CACHE_REDIS_URLS",
+        "STATE_REDIS_URL",
+        "TRUSTED_PROXY_HOPS",
+        "HTTP_PORT",
+    },
+    "etl schedule": {"DATABASE_URL", "MONGO_URL", "WAREHOUSE_URL", "ETL_SCHEDULE"},
+}
 
 
 def _run(*command: str) -> subprocess.CompletedProcess:
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def _compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def _our_processes() -> dict[str, tuple[str, dict[str, str]]]:
+    """Return {compose service: ("<package> <command>", FITNESS_* settings)} for our image."""
+    processes = {}
+    for name, service in _compose()["services"].items():
+        command = service.get("command", [])
+        if service.get("image") != OUR_IMAGE or command[:2] != ["python", "-m"]:
+            continue
+        env = service.get("environment", {})
+        settings = {k.removeprefix(ENV_PREFIX): str(v) for k, v in env.items()}
+        processes[name] = (f"{command[2]} {command[3]}", settings)
+    return processes
+
+
+def _reads(package: str) -> set[str]:
+    return set(COMMON_DEFAULTS) | set(importlib.import_module(package).DEFAULTS)
 
 
 def test_it_validates_compose_against_the_compose_spec():
@@ -24,6 +78,107 @@ def test_it_validates_compose_against_the_compose_spec():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_it_lints_the_dockerfile_clean():
-    result = _run(str(BIN / "hadolint"), "Dockerfile")
+@pytest.mark.parametrize("dockerfile", ["Dockerfile", "deploy/patroni/Dockerfile"])
+def test_it_lints_the_dockerfiles_clean(dockerfile):
+    result = _run(str(BIN / "hadolint"), dockerfile)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_it_runs_every_process_of_ours_in_compose():
+    assert sorted(kind for kind, _ in _our_processes().values()) == sorted(
+        ["user_service serve"] * 2
+        + ["activity_service serve"] * 2
+        + ["gateway serve"] * 2
+        + ["user_service migrate", "etl schedule"]
+    )
+
+
+def test_it_sets_only_variables_the_services_read():
+    for name, (kind, settings) in _our_processes().items():
+        env = _compose()["services"][name]["environment"]
+        assert all(key.startswith(ENV_PREFIX) or key == "TZ" for key in env), name
+        unknown = set(settings) - _reads(kind.split()[0]) - {"TZ"}
+        assert not unknown, f"{name} sets FITNESS_ variables nothing reads: {sorted(unknown)}"
+
+
+def test_it_gives_every_process_what_it_needs_in_production():
+    for name, (kind, settings) in _our_processes().items():
+        missing = (EVERY_PROCESS | NEEDS[kind]) - set(settings)
+        assert not missing, f"{name} ({kind}) lacks {sorted(missing)}"
+        assert settings["ENV"] == "production"
+        assert settings["JWT_SECRET"].startswith("${"), "secrets come from the environment"
+
+
+def test_it_points_every_address_at_a_service_of_compose():
+    services = _compose()["services"]
+    for name, (_, settings) in _our_processes().items():
+        for key, value in settings.items():
+            for host, port in _addresses(key, value):
+                assert host in services, f"{name}: {key} names {host}, not a compose service"
+                assert port is None or _listens(services[host], port), f"{name}: {host}:{port}"
+
+
+def test_it_reaches_the_stores_through_their_failover_machinery():
+    _, user = _our_processes()["user_service_1"]
+    database = urlsplit(_without_placeholders(user["DATABASE_URL"]))
+    query = parse_qs(database.query)
+    assert database.scheme == "postgresql+psycopg2"
+    assert query["target_session_attrs"] == ["read-write"]
+    assert query["host"] == ["pg1:5432", "pg2:5432", "pg3:5432"]
+    _, gateway = _our_processes()["gateway_1"]
+    assert gateway["STATE_REDIS_URL"].startswith("redis+sentinel://")
+    assert user["STATE_REDIS_URL"] == gateway["STATE_REDIS_URL"]
+    _, activity = _our_processes()["activity_service_1"]
+    assert "replicaSet=rs0" in activity["MONGO_URL"]
+
+
+def test_it_keeps_each_process_log_queue_on_a_volume_of_its_own():
+    services = _compose()["services"]
+    mounts = {}
+    for name, (kind, _) in _our_processes().items():
+        if kind == "user_service migrate":
+            continue  # one-shot: it logs a few lines at most
+        volumes = services[name].get("volumes", [])
+        mounts[name] = [v.split(":")[0] for v in volumes if v.endswith(":/var/lib/fitness")]
+    assert all(len(found) == 1 for found in mounts.values()), mounts
+    assert len({found[0] for found in mounts.values()}) == len(mounts)
+
+
+def test_it_accepts_the_nginx_configuration(tmp_path):
+    nginx = require("/usr/sbin/nginx", "nginx")
+    conf = (ROOT / "deploy" / "nginx.conf").read_text()
+    # The gateways' names resolve only on the compose network.
+    conf = re.sub(r"gateway_\d", "127.0.0.1", conf).replace("/tmp/", f"{tmp_path}/")
+    (tmp_path / "nginx.conf").write_text(conf)
+    result = _run(str(nginx), "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _addresses(key: str, value: str) -> list[tuple[str, int | None]]:
+    """Return the (host, port) pairs a setting names: URLs, URL lists, host:port lists."""
+    value = _without_placeholders(value)
+    if key == "LOGSTASH_HOST":
+        return [(value, None)]
+    if not key.endswith(("_URL", "_URLS", "_REPLICAS", "_TARGETS")):
+        return []
+    pairs = []
+    for item in value.split(","):
+        parts = urlsplit(item if "://" in item else f"tcp://{item}")
+        netlocs = [parts.netloc.rpartition("@")[2], *parse_qs(parts.query).get("host", [])]
+        for netloc in filter(None, netlocs):
+            host, _, port = netloc.partition(":")
+            pairs.append((host, int(port) if port else None))
+    return pairs
+
+
+def _without_placeholders(value: str) -> str:
+    """Replace compose's ``${VAR:?message}`` (which holds a "?" and a ":") by a plain word."""
+    return re.sub(r"\$\{[^}]*\}", "secret", value)
+
+
+def _listens(service: dict, port: int) -> bool:
+    """Return True unless ``service`` is one of ours and ``port`` is not one of its ports."""
+    if service.get("image") != OUR_IMAGE:
+        return True  # a server image on its usual port; its own healthcheck proves it listens
+    env = service.get("environment", {})
+    return str(port) in (env.get("FITNESS_HTTP_PORT"), env.get("FITNESS_GRPC_PORT"))

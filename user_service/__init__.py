@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from flask import Flask
+from sqlalchemy.exc import OperationalError
 
 from fitness import serving, web
 from fitness.v1 import user_pb2_grpc
@@ -39,6 +41,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions.update(database=database, accounts=accounts, goals=goals)
 
     web.init_app(app, ready_check=database.ping)
+    app.register_error_handler(OperationalError, _database_unavailable)
     app.register_blueprint(routes.bp)
     events = GoalEvents(settings["STATE_REDIS_URL"], settings["STATE_REDIS_TIMEOUT_SECONDS"])
     servicer = UserServicer(accounts, goals, events)
@@ -52,3 +55,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         ),
     )
     return app
+
+
+def _database_unavailable(error: Exception):
+    """A lost database connection (a failover, a restart) is a 503 to retry, not a 500."""
+    logging.getLogger(__name__).warning("database unavailable: %s", error)
+    body, status = web.error_response(
+        503, "database_unavailable", "The user database is unavailable right now; retry shortly."
+    )
+    return body, status, {"Retry-After": "1"}

@@ -82,8 +82,13 @@ class Coordinator:
         log.info("saga %s %s started", saga.type, saga.id, extra=_fields(saga))
         future = self.executor.submit(self._drive_leased, saga)
         done, _running = futures.wait([future], timeout=wait_seconds)
+        if done:
+            return saga
         # Still running: answer with a snapshot, not the object the driver is changing.
-        return saga if done else (self.log.read(saga.id) or saga)
+        try:
+            return self.log.read(saga.id) or saga
+        except redis.RedisError:  # the saga started; its driver will log on when Redis is back
+            return Saga(saga.type, saga.user_id, {}, id=saga.id, state="running")
 
     def recover_once(self) -> int:
         """Take over every open saga whose coordinator is gone; return how many."""
