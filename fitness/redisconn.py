@@ -29,7 +29,10 @@ def state_redis(url: str, timeout_seconds: float, max_connections: int = 256) ->
     }
     parts = urlsplit(url)
     if parts.scheme != SENTINEL_SCHEME:
-        return redis.Redis.from_url(url, **options)
+        # Blocking: with thousands of greenlets a burst waits (up to the timeout) for a free
+        # connection instead of failing at once with "Too many connections".
+        pool = redis.BlockingConnectionPool.from_url(url, timeout=timeout_seconds, **options)
+        return redis.Redis(connection_pool=pool)
     master, _, db = parts.path.strip("/").partition("/")
     if not master:
         example = f"{SENTINEL_SCHEME}://h1:26379,h2:26379/mymaster/0"

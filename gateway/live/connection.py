@@ -38,25 +38,29 @@ class Connection:
 
     def send(self, message: dict[str, Any]) -> None:
         """Queue a message for this client (never blocks; drops the client if it lags)."""
+        self.send_text(json.dumps(message, separators=(",", ":")))
+
+    def send_text(self, text: str) -> None:
+        """Queue an already encoded message."""
         if self.closed.is_set():
             return
         try:
-            self._outbox.put_nowait(json.dumps(message, separators=(",", ":")))
+            self._outbox.put_nowait(text)
         except queue.Full:
             log.warning("live client %s is too slow; disconnecting it", self.id)
             self.close()
 
-    def deliver(self, session_id: str, event: dict[str, Any]) -> None:
+    def deliver(self, session_id: str, seq: int, text: str) -> None:
         """Pass on a session event once, in sequence order, even while catching up."""
         with self._lock:
             if session_id in self._syncing:
-                self._syncing[session_id].append(event)
+                self._syncing[session_id].append(json.loads(text))
                 return
             last = self.sessions.get(session_id)
-            if last is None or event["seq"] <= last:
+            if last is None or seq <= last:
                 return
-            self.sessions[session_id] = event["seq"]
-        self.send(event)
+            self.sessions[session_id] = seq
+        self.send_text(text)
 
     def start_sync(self, session_id: str, last_seq: int) -> None:
         """Hold live events of a session while its history is being replayed."""

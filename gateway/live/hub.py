@@ -75,18 +75,21 @@ class Hub:
             pubsub.close()
 
     def _dispatch(self, channel: str, data: bytes) -> None:
-        event = json.loads(data)
+        # The published text is what every receiver gets: decode it once (for its seq), and
+        # pass the same text on instead of encoding it again per socket.
+        text = data.decode()
         if channel.startswith(_SESSION):
             session_id = channel[len(_SESSION) :]
+            seq = json.loads(text)["seq"]
             with self._lock:
                 targets = list(self._by_session.get(session_id, ()))
             for connection in targets:
-                connection.deliver(session_id, event)
+                connection.deliver(session_id, seq, text)
         elif channel.startswith(_USER):
             with self._lock:
                 targets = list(self._by_user.get(channel[len(_USER) :], ()))
             for connection in targets:
-                connection.send(event)
+                connection.send_text(text)
 
 
 def _discard(index: dict[str, set[Connection]], key: str, connection: Connection) -> None:

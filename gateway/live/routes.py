@@ -7,6 +7,8 @@ socket with 1008 (policy violation) at the next message.
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from pathlib import Path
 
@@ -24,9 +26,11 @@ from gateway.live import protocol
 from gateway.live.connection import Connection
 from gateway.live.protocol import LiveError
 
+log = logging.getLogger(__name__)
 bp = Blueprint("live", __name__)
 sock = Sock()
 POLICY_VIOLATION = 1008
+INTERNAL_ERROR = 1011
 PAGE = Path(__file__).with_name("page.html")
 _limiter = FixedWindowRateLimiter(MemoryStorage())
 
@@ -61,6 +65,7 @@ def page() -> Response:
 @sock.route("/ws", bp=bp)
 def websocket(ws) -> None:
     live = current_app.extensions["live"]
+    ws.sock = WholeFrames(ws.sock)
     connection = Connection(ws, g.live_user, live.settings.queue_size)
     live.hub.add(connection)
     connection.send(
@@ -70,10 +75,39 @@ def websocket(ws) -> None:
         _serve(ws, connection, live, g.live_expires)
     except ConnectionClosed:
         pass
+    except Exception:
+        # Never let an error escape into flask-sock, which would write an HTTP 500 into the
+        # upgraded socket; close it as a server error instead.
+        log.exception("live socket %s failed", connection.id)
+        ws.close(reason=INTERNAL_ERROR, message="server error")
     finally:
         live.hub.remove(connection)
-        live.disconnected(connection)
+        try:
+            live.disconnected(connection)
+        except Exception:  # e.g. Redis gone: presence expires on its own
+            log.warning("could not record that live socket %s left", connection.id)
         connection.close()
+
+
+class WholeFrames:
+    """The socket with ``send`` writing whole frames, one at a time.
+
+    simple-websocket 1.1 writes frames with ``socket.send``, which may write only part of a
+    large frame, and from two places (our writer; its own pings and pongs). ``sendall`` under a
+    lock keeps every frame whole and unmixed (miguelgrinberg/simple-websocket#45).
+    """
+
+    def __init__(self, raw):
+        self._raw = raw
+        self._lock = threading.Lock()
+
+    def send(self, data: bytes) -> int:
+        with self._lock:
+            self._raw.sendall(data)
+        return len(data)
+
+    def __getattr__(self, name: str):
+        return getattr(self._raw, name)
 
 
 def _serve(ws, connection: Connection, live, expires_at: float) -> None:
@@ -83,8 +117,11 @@ def _serve(ws, connection: Connection, live, expires_at: float) -> None:
     while not connection.closed.is_set():
         raw = ws.receive(timeout=max(0.05, next_beat - time.monotonic()))
         if time.monotonic() >= next_beat:
-            live.heartbeat(connection)
             next_beat = time.monotonic() + settings.heartbeat_seconds
+            try:
+                live.heartbeat(connection)
+            except redis.RedisError as exc:
+                log.warning("live presence not refreshed: %s", exc)
         if raw is None:
             continue
         if time.time() >= expires_at:

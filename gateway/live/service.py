@@ -18,6 +18,10 @@ from gateway.live.store import LiveStore
 
 log = logging.getLogger(__name__)
 
+# A joined message lists this many participants at most: listing thousands in every join
+# would make joining a big session cost O(N) per socket (O(N^2) for everyone).
+PRESENCE_LISTED = 100
+
 
 @dataclass(frozen=True)
 class LiveSettings:
@@ -110,10 +114,15 @@ class LiveService:
             "creator_id": session.get("creator_id"),
             "workout_type": session.get("workout_type"),
             "name": session.get("name"),
-            "presence": self.store.present(session_id, self.settings.presence_window),
+            **self._presence_summary(session_id),
             "vote": self.store.current_vote(session_id),
             "tally": self.store.tally(session_id),
         }
+
+    def _presence_summary(self, session_id: str) -> dict[str, Any]:
+        """Return who is here, listing at most PRESENCE_LISTED (ask ``presence`` for all)."""
+        present = self.store.present(session_id, self.settings.presence_window)
+        return {"presence": present[:PRESENCE_LISTED], "present_count": len(present)}
 
     def leave_session(self, connection: Connection, message: p.LeaveSession) -> None:
         session_id = self._joined(connection, message, must_be_open=False)
