@@ -2,9 +2,11 @@
 
 Upserts only rewrite rows whose values changed (``IS DISTINCT FROM``), so loading the same rows
 again changes nothing. Sessions known to be new skip the upsert: a plain INSERT is about half
-the work (``APPEND_SESSIONS``). Daily activity is rebuilt at the end of a run for the
-(user, day) pairs the run touched (``REBUILD_DAILY``): the new pairs come from the transform,
-the old pairs of replaced sessions from the session upsert.
+the work (``APPEND_SESSIONS``). Daily activity is kept up to date batch by batch, by deltas: what
+a batch's sessions add to their (user, day, workout type), less what the session versions they
+replace counted there (``DAILY_FROM_FRESH``, ``DAILY_FROM_CHANGES``). The sums are ``numeric``,
+so adding and subtracting is exact and gives what a recount would (``RECOUNT_DAILY``, which the
+tests compare against).
 """
 
 from __future__ import annotations
@@ -14,10 +16,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Target:
-    """Where one source's rows go: a staging table, the merge that empties it, its key.
-
-    A target without a merge (``touched``) just collects rows for the end of the run.
-    """
+    """Where one source's rows go: a staging table, the merge that empties it, its key."""
 
     stage: str
     columns: str
@@ -62,10 +61,15 @@ GROUP_COLUMNS = [
     "group_session_id", "date_key", "workout_type", "started_at", "ended_at", "participants",
     "document", "source_updated_at",
 ]  # fmt: skip
+DAILY_KEY = "user_id, date_key, workout_type"
+_DAILY_COLUMNS = f"{DAILY_KEY}, sessions, minutes, calories"
+DAILY_CHANGES = "daily_changes"
+"""Per-session deltas of daily activity from upserted sessions, merged after each batch."""
 
 
 def _session_merge() -> str:
-    """Upsert sessions, noting the old (user, day) of every session it replaced.
+    """Upsert sessions, noting what each one adds to its day and what the version it replaced
+    took away.
 
     Every part of a WITH statement reads the tables as they were before the statement, so
     the lookup finds the old version of each replaced row. It looks up only those (``xmax`` is
@@ -77,26 +81,33 @@ def _session_merge() -> str:
         "session_id",
         SESSION_COLUMNS,
         f"SELECT {_SESSION_VALUES} FROM stage_sessions",
-        "t.session_id, t.xmax <> 0 AS replaced",
+        "t.session_id, t.xmax <> 0 AS replaced, t.status, t.user_id, t.date_key,"
+        " t.workout_type, t.duration_minutes, t.calories",
     )
     return f"""
 WITH upserted AS (
     {upsert}
-), previous AS (
-    INSERT INTO touched_days
-    SELECT old.user_id, old.date_key FROM upserted u CROSS JOIN LATERAL (
-        SELECT user_id, date_key FROM fact_workout_session f
-        WHERE f.session_id = u.session_id LIMIT 1
+), changes AS (
+    INSERT INTO {DAILY_CHANGES}
+    SELECT user_id, date_key, workout_type, 1, duration_minutes, calories
+    FROM upserted WHERE status = 'ended'
+    UNION ALL
+    SELECT old.user_id, old.date_key, old.workout_type, -1, -old.duration_minutes, -old.calories
+    FROM upserted u CROSS JOIN LATERAL (
+        SELECT user_id, date_key, workout_type, status, duration_minutes, calories
+        FROM fact_workout_session f WHERE f.session_id = u.session_id LIMIT 1
     ) AS old
-    WHERE u.replaced
+    WHERE u.replaced AND old.status = 'ended'
     RETURNING 1
 )
 SELECT count(*) FROM upserted"""
 
 
+# float8 division: the same double as the numeric ``start_ms / 1000.0`` cast to float8 (both
+# round the exact quotient once), for less work.
 _SESSION_VALUES = """session_id, user_id, workout_type, date_key, status,
-    to_timestamp(start_ms / 1000.0), to_timestamp(end_ms / 1000.0), duration_minutes, calories,
-    weight_kg, weight_source, to_timestamp(updated_ms / 1000.0)"""
+    to_timestamp(start_ms / 1000::float8), to_timestamp(end_ms / 1000::float8), duration_minutes,
+    calories, weight_kg, weight_source, to_timestamp(updated_ms / 1000::float8)"""
 
 APPEND_SESSIONS = (
     f"INSERT INTO fact_workout_session ({', '.join(SESSION_COLUMNS)})"
@@ -104,22 +115,67 @@ APPEND_SESSIONS = (
 )
 """Sessions created after the last run's watermark can't be in the warehouse yet."""
 
-REBUILD_DAILY = [
-    "CREATE TEMP TABLE days_to_rebuild ON COMMIT DROP AS"
-    " SELECT DISTINCT user_id, date_key FROM touched_days",
-    "ANALYZE days_to_rebuild",
-    "DELETE FROM fact_daily_activity d USING days_to_rebuild r"
-    " WHERE d.user_id = r.user_id AND d.date_key = r.date_key",
-    """INSERT INTO fact_daily_activity
-        (user_id, date_key, workout_type, sessions, minutes, calories)
-    SELECT f.user_id, f.date_key, f.workout_type, count(*), sum(f.duration_minutes),
-           sum(f.calories)
-    FROM fact_workout_session f JOIN days_to_rebuild r USING (user_id, date_key)
-    WHERE f.status = 'ended'
-    GROUP BY f.date_key, f.user_id, f.workout_type
-    ORDER BY f.date_key, f.user_id, f.workout_type""",
-]
-"""Recount fact_daily_activity for the (user, day) pairs this run touched."""
+
+def _daily_merge(deltas: str, emptying: bool = True) -> str:
+    """Return a MERGE adding ``deltas`` (a query of DAILY_KEY, sessions, minutes, calories)
+    to fact_daily_activity; if ``emptying``, dropping the rows no session counts on any more.
+
+    MERGE, not INSERT … ON CONFLICT: it inserts new keys without a speculative insertion
+    (measured about half the work here) and deletes emptied rows in the same statement. It is
+    not safe against concurrent inserts of the same key; only the run holding the run lock
+    writes this table.
+    """
+    emptied = "WHEN MATCHED AND t.sessions + d.sessions = 0 THEN DELETE" if emptying else ""
+    return f"""
+MERGE INTO fact_daily_activity AS t USING ({deltas}) AS d
+ON t.date_key = d.date_key AND t.user_id = d.user_id AND t.workout_type = d.workout_type
+{emptied}
+WHEN MATCHED THEN UPDATE SET sessions = t.sessions + d.sessions,
+    minutes = t.minutes + d.minutes, calories = t.calories + d.calories
+WHEN NOT MATCHED THEN INSERT ({_DAILY_COLUMNS})
+    VALUES (d.user_id, d.date_key, d.workout_type, d.sessions, d.minutes, d.calories)"""
+
+
+_LAST_DAY = "(SELECT coalesce(max(date_key), 0) FROM fact_daily_activity)"
+_DAY_ORDER = "date_key, user_id, workout_type"  # the primary key's order
+
+
+def _fresh_days(days: str, distinct: bool) -> str:
+    """Return what the staged fresh sessions of ``days`` add to daily activity."""
+    if distinct:  # one session per key: nothing to sum (summing measured ~0.8 µs a session)
+        counts = "1 AS sessions, duration_minutes AS minutes, calories"
+        return f"SELECT {DAILY_KEY}, {counts} FROM stage_sessions WHERE {days}"
+    counts = "count(*) AS sessions, sum(duration_minutes) AS minutes, sum(calories) AS calories"
+    return f"SELECT {DAILY_KEY}, {counts} FROM stage_sessions WHERE {days} GROUP BY {_DAY_ORDER}"
+
+
+def _daily_from_fresh(distinct: bool) -> str:
+    """Count freshly appended sessions (still staged) into their days.
+
+    Days after the table's last day are new: their rows are inserted with no lookup first.
+    The MERGE only inserts days up to that last day, so both statements see the same one.
+    """
+    ended = "status = 'ended' AND date_key"
+    known = _daily_merge(_fresh_days(f"{ended} <= {_LAST_DAY}", distinct), emptying=False)
+    new = _fresh_days(f"{ended} > {_LAST_DAY}", distinct)
+    return f"{known}; INSERT INTO fact_daily_activity ({_DAILY_COLUMNS}) {new}"
+
+
+DAILY_FROM_FRESH = {distinct: _daily_from_fresh(distinct) for distinct in (False, True)}
+"""By whether the batch's (user, day, workout type) keys are all distinct."""
+
+DAILY_FROM_CHANGES = _daily_merge(
+    f"SELECT {DAILY_KEY}, sum(sessions) AS sessions, sum(duration_minutes) AS minutes,"
+    f" sum(calories) AS calories FROM {DAILY_CHANGES} GROUP BY {_DAY_ORDER}"
+    # A session replaced by one that counts the same changes nothing.
+    " HAVING (sum(sessions), sum(duration_minutes), sum(calories)) <> (0, 0, 0)"
+)
+"""Apply the deltas the session upsert noted."""
+
+RECOUNT_DAILY = f"""
+SELECT {DAILY_KEY}, count(*)::integer, sum(duration_minutes), sum(calories)
+FROM fact_workout_session WHERE status = 'ended' GROUP BY {DAILY_KEY}"""
+"""fact_daily_activity as counted from scratch (for checks; runs keep it by deltas)."""
 
 
 _REJECTED_SELECT = (
@@ -147,11 +203,11 @@ TARGETS: dict[str, Target] = {
     ),
     "sessions": Target(
         "stage_sessions",
-        "session_id text, user_id text, workout_type text, date_key integer, status text,"
+        "session_id uuid, user_id text, workout_type text, date_key integer, status text,"
         " start_ms bigint, end_ms bigint, duration_minutes numeric, calories numeric,"
         " weight_kg float8, weight_source text, updated_ms bigint",
         _session_merge(),
-        "session_id",
+        "session_id::text",
     ),
     "group_sessions": Target(
         "stage_group_sessions",
@@ -168,7 +224,6 @@ TARGETS: dict[str, Target] = {
         ),
         "group_session_id",
     ),
-    "touched": Target("touched_days", "user_id text, date_key integer", "", ""),
     "rejected": Target(
         "stage_rejected",
         "source text, source_key text, reason_code text, reason text, raw jsonb",
@@ -185,3 +240,9 @@ TARGETS: dict[str, Target] = {
         "source_key",
     ),
 }
+STAGING = [
+    *(f"CREATE TEMP TABLE {t.stage} ({t.columns}) ON COMMIT DROP" for t in TARGETS.values()),
+    f"CREATE TEMP TABLE {DAILY_CHANGES} (user_id text, date_key integer, workout_type text,"
+    " sessions integer, duration_minutes numeric, calories numeric) ON COMMIT DROP",
+]
+"""This transaction's staging tables: temporary, so never WAL-logged, and gone at commit."""

@@ -107,7 +107,6 @@ class _Run:
         self.dates: set[int] = set()
         self.users: set[str] | None = None
         self.run_id = 0
-        self.touched_days = False
         self.started = time.perf_counter()
 
     def execute(self) -> RunResult:
@@ -136,8 +135,6 @@ class _Run:
                 if source.name == "users":
                     self._retry_unknown_users(loader)
             loader.drain()
-            if self.touched_days:
-                loader.rebuild_daily()
         finally:
             loader.close()
         for name, count in loader.loaded.items():
@@ -217,9 +214,7 @@ class _Run:
         stats.rejected += len(out.rejections)
         self.dates |= out.dates
         loader.submit(name, out.lines)
-        loader.submit(FRESH_SESSIONS, out.fresh)
-        loader.submit("touched", out.touched)
-        self.touched_days = self.touched_days or bool(out.touched)
+        loader.submit(FRESH_SESSIONS, out.fresh, out.distinct_days)
         loader.submit("rejected", out.rejections)
 
     def _known_users(self, name: str, loader: Loader) -> set[str]:

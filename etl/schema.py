@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from psycopg2.extensions import connection as Connection
 
-from etl import views
+from etl import EtlError, views
 
 # Any fixed 64-bit numbers would do: one advisory lock serialises migrations, one ETL runs.
 MIGRATION_LOCK = 0x46495445_4D494752
 RUN_LOCK = 0x46495445_52554E53
+MIN_SERVER_VERSION = 150000  # MERGE (etl.merges)
 
 STAR_SCHEMA = """
 CREATE TABLE dim_user (
@@ -136,15 +137,47 @@ CREATE TABLE etl_watermarks (
 );
 """
 
+UUID_SESSION_KEYS = r"""
+-- A uuid key is 16 bytes compared with memcmp: inserting sessions measured about a quarter
+-- cheaper than with text keys. Sessions whose id is no UUID (the activity service writes
+-- none) become rejections, as the transform now makes them, and leave the days they counted on.
+CREATE TEMP TABLE non_uuid_sessions ON COMMIT DROP AS
+SELECT * FROM fact_workout_session
+WHERE session_id !~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$';
+
+INSERT INTO rejected_rows (source, source_key, reason_code, reason, raw, run_id)
+SELECT 'sessions', session_id, 'bad_key',
+       'the session id is not a UUID in lowercase (raw: the warehouse row)', to_jsonb(s),
+       (SELECT coalesce(max(run_id), 0) FROM etl_runs)
+FROM non_uuid_sessions s
+ON CONFLICT (source, source_key) DO NOTHING;
+
+DELETE FROM fact_workout_session WHERE session_id IN (SELECT session_id FROM non_uuid_sessions);
+
+DELETE FROM fact_daily_activity d USING non_uuid_sessions s
+WHERE d.user_id = s.user_id AND d.date_key = s.date_key;
+
+INSERT INTO fact_daily_activity
+SELECT user_id, date_key, workout_type, count(*), sum(duration_minutes), sum(calories)
+FROM fact_workout_session
+WHERE status = 'ended' AND (user_id, date_key) IN (SELECT user_id, date_key FROM non_uuid_sessions)
+GROUP BY user_id, date_key, workout_type;
+
+ALTER TABLE fact_workout_session ALTER COLUMN session_id TYPE uuid USING session_id::uuid;
+"""
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "star schema", STAR_SCHEMA),
     (2, "reporting views", views.VIEWS),
+    (3, "uuid session keys", UUID_SESSION_KEYS),
 ]
 """(version, description, SQL): append only; never edit one that has shipped."""
 
 
 def migrate(conn: Connection) -> list[int]:
     """Apply the migrations this warehouse lacks; return their versions."""
+    if conn.server_version < MIN_SERVER_VERSION:
+        raise EtlError(f"the warehouse runs PostgreSQL {conn.server_version}; the ETL needs 15+")
     applied = []
     for version, description, sql in MIGRATIONS:
         with conn, conn.cursor() as cur:

@@ -12,8 +12,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from fitness.workouts import WORKOUT_METS
@@ -31,8 +33,10 @@ _EPOCH_NAIVE = dt.datetime(1970, 1, 1)
 _EPOCH_AWARE = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _MILLISECOND = dt.timedelta(milliseconds=1)
 _DAY_MS = 86_400_000
-_MAX_MILLIS = 1 << 62
 _DATE_KEYS: dict[int, int] = {}  # day number -> yyyymmdd, a memo: few distinct days per run
+# The form the activity service writes (str(uuid.uuid4())) and PostgreSQL's uuid type prints
+# back: a session id in any other form would not come back as it went in.
+_is_uuid = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}").fullmatch
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": ""})
 
 
@@ -50,14 +54,15 @@ class Transformed:
     """One batch, transformed: COPY lines to load, rejection lines, and the dates referred to.
 
     For sessions also: ``fresh``, lines of sessions created after the last run (they can be
-    appended, no upsert needed), and ``touched``, lines of the (user, day) pairs they count on.
+    appended, no upsert needed), and ``distinct_days``: no two sessions of the batch count on
+    the same (user, day, workout type), so their daily activity needs no summing up.
     """
 
     lines: list[str] = field(default_factory=list)
     rejections: list[str] = field(default_factory=list)
     dates: set[int] = field(default_factory=set)
     fresh: list[str] = field(default_factory=list)
-    touched: list[str] = field(default_factory=list)
+    distinct_days: bool = False
 
 
 def text(value: Any) -> str:
@@ -154,9 +159,12 @@ def goal_line(row: dict[str, Any], users: set[str], dates: set[int]) -> str:
     return "\t".join(fields) + "\n"
 
 
-def session_line(doc: dict[str, Any], users: set[str], touched: set[tuple[str, int]]) -> str:
-    """Return a fact_workout_session line; a session's day is the UTC day it started."""
-    session_id = key_text(doc["_id"])
+def session_line(doc: dict[str, Any], users: set[str], days: set[tuple[str, int, str]]) -> str:
+    """Return a fact_workout_session line, adding its (user, day, workout type) to ``days``;
+    a session's day is the UTC day it started."""
+    session_id = doc["_id"]
+    if type(session_id) is not str or not _is_uuid(session_id):
+        raise Rejected("bad_key", f"the session id is not a UUID in lowercase: {session_id!r}")
     user_id, workout_type, status = doc["user_id"], doc["workout_type"], doc["status"]
     if user_id not in users:
         raise Rejected("unknown_user", f"user {user_id!r} is not in the user database")
@@ -175,12 +183,12 @@ def session_line(doc: dict[str, Any], users: set[str], touched: set[tuple[str, i
     else:
         raise Rejected("bad_status", f"session status {status!r} is neither active nor ended")
     day = date_key(start)
-    touched.add((user_id, day))
     weight = doc.get("weight_kg")
     weight = repr(weight) if type(weight) is float and 0 < weight < 1000 else NULL
     source = doc.get("weight_source")
     source = source if source in WEIGHT_SOURCES else NULL
     updated = millis(doc["updated_at"], "updated_at")
+    days.add((user_id, day, workout_type))  # last: only rows that load count
     return (
         f"{session_id}\t{user_id}\t{workout_type}\t{day}\t{status}\t{start}\t{end}\t"
         f"{duration}\t{calories}\t{weight}\t{source}\t{updated}\n"
@@ -245,22 +253,31 @@ def transform(
 
 def _sessions(rows: Iterable[dict[str, Any]], users: set[str], fresh_after: int | None):
     out = Transformed()
-    touched: set[tuple[str, int]] = set()
-    fresh_after = _MAX_MILLIS if fresh_after is None else fresh_after
+    days: set[tuple[str, int, str]] = set()
+    fresh = _first_times_after(fresh_after)
     for doc in rows:
         try:
-            line = session_line(doc, users, touched)
+            line = session_line(doc, users, days)
         except _PROBLEMS as problem:
             out.rejections.append(rejection_line("sessions", doc, problem))
             continue
         created = doc.get("created_at")
-        if type(created) is dt.datetime and millis(created, "created_at") > fresh_after:
+        if fresh and type(created) is dt.datetime and created >= fresh[created.tzinfo is not None]:
             out.fresh.append(line)
         else:
             out.lines.append(line)
-    out.touched = [f"{user}\t{day}\n" for user, day in touched]
-    out.dates = {day for _, day in touched}
+    out.dates = set(map(itemgetter(1), days))
+    out.distinct_days = len(days) == len(out.lines) + len(out.fresh)
     return out
+
+
+def _first_times_after(epoch_ms: int | None) -> tuple[dt.datetime, dt.datetime] | None:
+    """Return the first naive and aware times whose epoch milliseconds exceed ``epoch_ms``
+    (comparing times is cheaper than converting each), or None if no time's do."""
+    if epoch_ms is None or epoch_ms >= millis(dt.datetime.max, "max"):
+        return None
+    first = _EPOCH_NAIVE + (epoch_ms + 1) * _MILLISECOND
+    return first, first.replace(tzinfo=dt.UTC)
 
 
 def rejection_line(source: str, row: dict[str, Any], problem: Exception) -> str:

@@ -22,11 +22,14 @@ from etl_support import (
     insert_goal,
     insert_sessions,
     insert_user,
+    update_session,
     wait_for_line,
 )
 
-from etl import DEFAULTS, pipeline, schedule
+from etl import DEFAULTS, EtlError, pipeline, schedule, schema
+from etl.merges import RECOUNT_DAILY
 from etl.sources import default_sources
+from etl.transform import transform
 from etl.warehouse import Warehouse, stop_embedded
 from fitness.config import load_settings
 
@@ -107,6 +110,12 @@ def query(warehouse: Warehouse, sql: str, *params) -> list[tuple]:
         return cur.fetchall()
 
 
+def daily_activity(warehouse: Warehouse, recount: bool = False) -> list[tuple]:
+    """Return fact_daily_activity as the runs keep it, or as counted from the session facts."""
+    table = "SELECT * FROM fact_daily_activity"
+    return query(warehouse, f"{RECOUNT_DAILY if recount else table} ORDER BY 1, 2, 3")
+
+
 def dump(warehouse: Warehouse) -> dict[str, list[tuple]]:
     """Return every row of every table but the run log, in a stable order."""
     return {table: sorted(query(warehouse, f"SELECT * FROM {table}"), key=repr) for table in TABLES}
@@ -165,6 +174,100 @@ def test_it_leaves_the_warehouse_as_it_was_when_run_again(recorded, warehouse, s
     assert everything.read > 0
     assert everything.loaded == 0
     assert dump(warehouse) == before
+    assert daily_activity(warehouse) == daily_activity(warehouse, recount=True)
+
+
+def test_it_keeps_daily_activity_equal_to_a_recount_as_sessions_change(stack, warehouse, sources):
+    user_id = insert_user(stack)
+    yoga = {"user_id": user_id, "workout_type": "yoga"}
+    earlier = {**yoga, "start_time": ago(days=3, hours=1), "end_time": ago(days=3)}
+    later = {**yoga, "start_time": ago(hours=-30), "end_time": ago(hours=-31)}
+    keys = insert_sessions(
+        stack,
+        [
+            ("same day and type as b", {**yoga, "duration": 30.0}),
+            ("same day and type as a", {**yoga, "duration": 12.5, "calories_burned": 60.25}),
+            ("a day the table has", earlier),
+            ("a day it has not yet", later),
+            ("still going", {**yoga, "status": "active", "end_time": None, "duration": None}),
+        ],
+    )
+    run_etl(warehouse, sources)
+    assert daily_activity(warehouse) == daily_activity(warehouse, recount=True)
+    (a, _), (b, _), (earlier, _), (later, _), (going, _) = keys
+
+    update_session(stack, a, duration=31.25, calories_burned=100.5)
+    update_session(stack, earlier, workout_type="cycling")  # its old day and type empty
+    update_session(stack, later, status="active")
+    update_session(stack, going, status="ended", end_time=ago(minutes=1), duration=59.0)
+    # Created after the last run, yet loaded already: the append falls back to the upsert.
+    update_session(stack, b, created_at=dt.datetime.now(dt.UTC), duration=13.0)
+    result = run_etl(warehouse, sources)
+
+    assert result.sources["sessions"].loaded >= 5  # the services may have changed others
+    assert daily_activity(warehouse) == daily_activity(warehouse, recount=True)
+    assert [row[2:4] for row in daily_activity(warehouse) if row[0] == user_id] == [
+        ("cycling", 1),
+        ("yoga", 3),
+    ]
+
+
+def test_it_moves_sessions_keyed_by_no_uuid_to_rejected_rows_when_migrating(warehouse, monkeypatch):
+    name = f"migration_{uuid.uuid4().hex[:8]}"
+    with contextlib.closing(warehouse.connect(autocommit=True)) as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {name}")
+    old = Warehouse(warehouse.url.replace("/postgres?", f"/{name}?", 1))
+    monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:2])
+    with contextlib.closing(old.connect()) as conn:
+        schema.migrate(conn)
+        with conn, conn.cursor() as cur:
+            for session_id in [str(uuid.uuid4()), "not-a-uuid"]:
+                cur.execute(
+                    "INSERT INTO fact_workout_session VALUES (%s, 'u1', 'yoga', 20250101,"
+                    " 'ended', now(), now(), 10, 50, NULL, NULL, now())",
+                    (session_id,),
+                )
+            cur.execute(
+                "INSERT INTO fact_daily_activity VALUES ('u1', 20250101, 'yoga', 2, 20, 100)"
+            )
+        monkeypatch.undo()
+
+        assert schema.migrate(conn) == [3]
+
+    assert query(old, "SELECT source_key, reason_code FROM rejected_rows") == [
+        ("not-a-uuid", "bad_key")
+    ]
+    assert daily_activity(old) == daily_activity(old, recount=True)
+    assert [row[3] for row in daily_activity(old)] == [1]
+    with contextlib.closing(warehouse.connect(autocommit=True)) as conn, conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE {name}")
+
+
+@pytest.mark.parametrize(
+    ("created", "fresh"),
+    [
+        (dt.datetime(2025, 1, 1, 0, 0, 0, 999), False),  # within the last run's millisecond
+        (dt.datetime(2025, 1, 1, 0, 0, 0, 1000), True),
+        (dt.datetime(2025, 1, 1, 1, 0, 0, 999, tzinfo=dt.timezone(dt.timedelta(hours=1))), False),
+        (dt.datetime(2025, 1, 1, 0, 0, 0, 1000, tzinfo=dt.UTC), True),
+    ],
+)
+def test_it_appends_only_sessions_created_after_the_last_run(created, fresh):
+    doc = {"_id": str(uuid.uuid4()), "user_id": "u", "workout_type": "yoga", "status": "active"}
+    doc |= {"start_time": created, "updated_at": created, "created_at": created}
+    last_run = int(dt.datetime(2025, 1, 1, tzinfo=dt.UTC).timestamp() * 1000)
+
+    out = transform("sessions", [doc], {"u"}, last_run)
+
+    assert (len(out.fresh), len(out.lines)) == ((1, 0) if fresh else (0, 1))
+
+
+def test_it_refuses_a_warehouse_older_than_postgresql_15():
+    class Old:
+        server_version = 140013
+
+    with pytest.raises(EtlError, match="15"):
+        schema.migrate(Old())
 
 
 def test_it_rejects_bad_rows_with_reasons_and_loads_the_rest(stack, warehouse, sources):
@@ -178,6 +281,8 @@ def test_it_rejects_bad_rows_with_reasons_and_loads_the_rest(stack, warehouse, s
             ("implausible_duration", {"user_id": user_id, "duration": float("nan")}),
             ("malformed", {"user_id": [user_id]}),
             ("bad_key", {"_id": 42, "user_id": user_id}),
+            ("bad_key", {"_id": "not-a-uuid", "user_id": user_id}),
+            ("bad_key", {"_id": str(uuid.uuid4()).upper(), "user_id": user_id}),
             ("end_before_start", {"user_id": user_id, "end_time": ago(hours=5)}),
             ("negative_duration", {"user_id": user_id, "duration": -5.0}),
             ("bad_number", {"user_id": user_id, "calories_burned": "lots"}),
