@@ -41,6 +41,8 @@ DEFAULTS: dict[str, Any] = {
     "TRUSTED_PROXY_HOPS": 0,
     "STATE_REDIS_URL": "redis://127.0.0.1:6390/0",
     "STATE_REDIS_TIMEOUT_SECONDS": 2.0,
+    # Replicas each saga checkpoint must reach (WAIT) before the step runs: 1 with a replica.
+    "STATE_REDIS_WAIT_COUNT": 0,
     "SAGA_WAIT_SECONDS": 5.0,
     "SAGA_STEP_DEADLINE_SECONDS": 5.0,
     "SAGA_COMPENSATION_DEADLINE_SECONDS": 30.0,
@@ -189,7 +191,11 @@ def _coordinator(settings: dict[str, Any], extensions: dict[str, Any]):
     from gateway.sagas.coordinator import Coordinator, CoordinatorSettings
     from gateway.sagas.log import SagaLog
 
-    saga_log = SagaLog(extensions["state_redis"], settings["SAGA_LEASE_SECONDS"])
+    saga_log = SagaLog(
+        extensions["state_redis"],
+        settings["SAGA_LEASE_SECONDS"],
+        wait_replicas=settings["STATE_REDIS_WAIT_COUNT"],
+    )
 
     def settled(saga) -> None:
         extensions["cache"].invalidate(saga.user_id)

@@ -104,7 +104,11 @@ def state_ha(tmp_path):
 @pytest.fixture
 def gateway_on_sentinels(state_ha, tmp_path):
     replicas = [*make_replicas(1), Replica("gateway", "gateway-1", free_port(), 0)]
-    env = {**QUICK_SAGAS, "FITNESS_STATE_REDIS_URL": state_ha.url}
+    env = {
+        **QUICK_SAGAS,
+        "FITNESS_STATE_REDIS_URL": state_ha.url,
+        "FITNESS_STATE_REDIS_WAIT_COUNT": "1",
+    }
     stack = LocalStack(tmp_path / "stack", replicas, extra_env=env)
     try:
         stack.start()

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import redis
+
+log = logging.getLogger(__name__)
 
 TERMINAL_STATES = ("completed", "compensated", "failed")
 _OPEN = "fgt:sagas:open"
@@ -95,9 +98,19 @@ class Saga:
 class SagaLog:
     """Saga records and leases in the state Redis."""
 
-    def __init__(self, client: redis.Redis, lease_seconds: float):
+    def __init__(
+        self,
+        client: redis.Redis,
+        lease_seconds: float,
+        wait_replicas: int = 0,
+        wait_timeout_ms: int = 500,
+    ):
         self.client = client
         self.lease_ms = int(lease_seconds * 1000)
+        # With a replica, WAIT makes each checkpoint reach it before the step runs, so a
+        # failover cannot lose a checkpoint the saga already acted on (replication is async).
+        self.wait_replicas = wait_replicas
+        self.wait_timeout_ms = wait_timeout_ms
         self._checkpoint = client.register_script(_CHECKPOINT)
         self._release = client.register_script(_RELEASE)
 
@@ -108,7 +121,13 @@ class SagaLog:
         keys = [_lease(saga.id), _key(saga.id), _OPEN]
         args = [owner, self.lease_ms, json.dumps(asdict(saga)), saga.id]
         args += [int(saga.finished), dt.datetime.now(dt.UTC).timestamp()]
-        return bool(self._checkpoint(keys=keys, args=args))
+        if not self._checkpoint(keys=keys, args=args):
+            return False
+        if self.wait_replicas:
+            copies = self.client.wait(self.wait_replicas, self.wait_timeout_ms)
+            if copies < self.wait_replicas:  # a replica is down: carry on, less protected
+                log.warning("saga %s checkpoint reached %d replica(s)", saga.id, copies)
+        return True
 
     def read(self, saga_id: str) -> Saga | None:
         """Return the saga with this id, or None."""
