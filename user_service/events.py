@@ -8,13 +8,13 @@ slows the call that counted the workout (short timeout, errors logged).
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 from typing import Any
 
 import redis
 
+from fitness.clock import now_iso
 from fitness.redisconn import live_user_channel, state_redis
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ class GoalEvents:
         if self.client is None:
             return
         event = {"type": "goal_achieved", "goal": goal}
-        event["at"] = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+        event["at"] = now_iso()
         try:
             self.client.publish(live_user_channel(goal["user_id"]), json.dumps(event))
         except redis.RedisError as exc:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import threading
 import uuid
@@ -10,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from fitness.clock import now_iso as _now
 from gateway.live import protocol as p
 from gateway.live.connection import Connection
 from gateway.live.hub import Hub
@@ -257,10 +257,6 @@ class LiveService:
     def _publish(self, session_id: str, connection: Connection, kind: str, **data: Any) -> None:
         event = {"type": kind, "session_id": session_id, "sender": connection.user_id}
         self.store.publish(session_id, {**event, "at": _now(), **data})
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
 
 
 def _fields(session_id: str, connection: Connection) -> dict[str, str]:

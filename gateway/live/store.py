@@ -8,13 +8,13 @@ participant who reconnects asks for what follows the last number they saw.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import time
 from typing import Any
 
 import redis
 
+from fitness.clock import now_iso as _now
 from fitness.redisconn import live_user_channel
 
 PREFIX = "fgt:live"
@@ -223,7 +223,3 @@ class LiveStore:
 
 def _key(session_id: str) -> str:
     return f"{PREFIX}:s:{session_id}"
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")

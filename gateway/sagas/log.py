@@ -18,6 +18,8 @@ from typing import Any
 
 import redis
 
+from fitness.clock import now_iso
+
 log = logging.getLogger(__name__)
 
 TERMINAL_STATES = ("completed", "compensated", "failed")
@@ -47,10 +49,6 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
-
-
-def now_iso() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
 
 
 @dataclass
