@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import time
@@ -44,13 +45,28 @@ def gateway_tier(gateways: int = 1, cache_nodes: int = 0) -> list[Replica]:
 
 def start_stack(data_dir: Path, count: int = 2) -> LocalStack:
     """Start a stack of ``count`` replicas per service in ``data_dir``."""
-    stack = LocalStack(data_dir, make_replicas(count), extra_env={"FITNESS_LOG_LEVEL": "INFO"})
+    return launch(data_dir, make_replicas(count), {"FITNESS_LOG_LEVEL": "INFO"})
+
+
+def launch(data_dir: Path, replicas: list[Replica], env: dict[str, str]) -> LocalStack:
+    """Start ``replicas`` as a stack in ``data_dir``; stop what started if any one fails."""
+    stack = LocalStack(data_dir, replicas, extra_env=env)
     try:
         stack.start()
     except Exception:
         stack.stop()
         raise
     return stack
+
+
+@contextlib.contextmanager
+def running(data_dir: Path, replicas: list[Replica], env: dict[str, str]) -> Iterator[LocalStack]:
+    """Run ``replicas`` as a stack for the ``with`` block, stopping it after."""
+    stack = launch(data_dir, replicas, env)
+    try:
+        yield stack
+    finally:
+        stack.stop()
 
 
 def wait_until(predicate, timeout: float = 30.0, interval: float = 0.2) -> bool:

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from conftest import GatewayApi, gateway_tier, make_replicas, wait_until
+from conftest import GatewayApi, gateway_tier, make_replicas, running, wait_until
 
 from devstack.stack import LocalStack, Replica
 
@@ -24,12 +24,8 @@ FAST_BREAKERS = {
 def gw_stack(tmp_path_factory):
     """Two replicas of each service behind one gateway; these tests kill replicas."""
     replicas = [*make_replicas(2), *gateway_tier()]
-    stack = LocalStack(tmp_path_factory.mktemp("gateway"), replicas, extra_env=FAST_BREAKERS)
-    try:
-        stack.start()
+    with running(tmp_path_factory.mktemp("gateway"), replicas, FAST_BREAKERS) as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 def _restart(stack: LocalStack, replicas: list[Replica]) -> None:

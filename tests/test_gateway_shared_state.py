@@ -9,9 +9,16 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from conftest import GatewayApi, gateway_tier, log_events, make_replicas, wait_until
+from conftest import (
+    GatewayApi,
+    gateway_tier,
+    log_events,
+    make_replicas,
+    running,
+    wait_until,
+)
 
-from devstack.stack import REDIS, LocalStack
+from devstack.stack import REDIS
 from gateway.shards import ShardedRedis
 
 GOAL = {"goal_type": "workout_count", "target_value": 3, "target_date": "2099-01-01"}
@@ -28,12 +35,8 @@ def cached_stack(tmp_path_factory):
         # Tests pose as many clients by sending X-Forwarded-For through one trusted hop.
         "FITNESS_TRUSTED_PROXY_HOPS": "1",
     }
-    stack = LocalStack(tmp_path_factory.mktemp("cached"), replicas, extra_env=env)
-    try:
-        stack.start()
+    with running(tmp_path_factory.mktemp("cached"), replicas, env) as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 def _keys(count: int) -> list[str]:

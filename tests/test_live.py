@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import websocket
-from conftest import GatewayApi, gateway_tier, make_replicas, wait_until
+from conftest import GatewayApi, gateway_tier, make_replicas, running, wait_until
 
 from devstack.stack import LocalStack
 from fitness import mongo
@@ -23,12 +23,8 @@ LIVE_ENV = {
 @pytest.fixture(scope="module")
 def live_stack(tmp_path_factory):
     replicas = [*make_replicas(1), *gateway_tier(gateways=2)]
-    stack = LocalStack(tmp_path_factory.mktemp("live"), replicas, extra_env=LIVE_ENV)
-    try:
-        stack.start()
+    with running(tmp_path_factory.mktemp("live"), replicas, LIVE_ENV) as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 class LiveClient:

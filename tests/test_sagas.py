@@ -9,7 +9,7 @@ from pathlib import Path
 import grpc
 import pytest
 import requests
-from conftest import GatewayApi, gateway_tier, make_replicas, wait_until
+from conftest import GatewayApi, gateway_tier, launch, make_replicas, wait_until
 
 from devstack.stack import LocalStack
 from fitness import auth
@@ -26,13 +26,7 @@ QUICK_SAGAS = {
 
 
 def _start(data_dir: Path, env: dict[str, str]) -> LocalStack:
-    stack = LocalStack(data_dir, [*make_replicas(2), *gateway_tier()], extra_env=env)
-    try:
-        stack.start()
-    except Exception:
-        stack.stop()
-        raise
-    return stack
+    return launch(data_dir, [*make_replicas(2), *gateway_tier()], env)
 
 
 @pytest.fixture(scope="module")
