@@ -215,6 +215,7 @@ def test_the_ended_session_is_saved_and_counts_for_every_participant(live_stack)
     b, b_elsewhere = LiveClient(live_stack, 1, b_token), LiveClient(live_stack, 0, b_token)
     session_id = _session(a, (b, b_id))
     b.send(type="chat_message", message="last set")
+    assert a.next("chat_message")["message"] == "last set"  # in the session before it ends
     a.send(type="end_session")
     assert b.next("session_ended")
     # The goal is reached by the group workout: both of B's connections hear it.

@@ -16,6 +16,7 @@ import redis
 
 from gateway.live.connection import Connection
 from gateway.live.store import PREFIX, SESSION_CHANNELS, USER_CHANNELS
+from gateway.live.wire import Outgoing
 
 log = logging.getLogger(__name__)
 
@@ -76,20 +77,20 @@ class Hub:
 
     def _dispatch(self, channel: str, data: bytes) -> None:
         # The published text is what every receiver gets: decode it once (for its seq), and
-        # pass the same text on instead of encoding it again per socket.
-        text = data.decode()
+        # hand every socket the same message, framed once (see ``wire``).
+        message = Outgoing(data.decode())
         if channel.startswith(_SESSION):
             session_id = channel[len(_SESSION) :]
-            seq = json.loads(text)["seq"]
+            seq = json.loads(message.text)["seq"]
             with self._lock:
                 targets = list(self._by_session.get(session_id, ()))
             for connection in targets:
-                connection.deliver(session_id, seq, text)
+                connection.deliver(session_id, seq, message)
         elif channel.startswith(_USER):
             with self._lock:
                 targets = list(self._by_user.get(channel[len(_USER) :], ()))
             for connection in targets:
-                connection.send_text(text)
+                connection.send_text(message)
 
 
 def _discard(index: dict[str, set[Connection]], key: str, connection: Connection) -> None:

@@ -8,7 +8,6 @@ socket with 1008 (policy violation) at the next message.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from pathlib import Path
 
@@ -65,7 +64,6 @@ def page() -> Response:
 @sock.route("/ws", bp=bp)
 def websocket(ws) -> None:
     live = current_app.extensions["live"]
-    ws.sock = WholeFrames(ws.sock)
     connection = Connection(ws, g.live_user, live.settings.queue_size)
     live.hub.add(connection)
     connection.send(
@@ -87,27 +85,6 @@ def websocket(ws) -> None:
         except Exception:  # e.g. Redis gone: presence expires on its own
             log.warning("could not record that live socket %s left", connection.id)
         connection.close()
-
-
-class WholeFrames:
-    """The socket with ``send`` writing whole frames, one at a time.
-
-    simple-websocket 1.1 writes frames with ``socket.send``, which may write only part of a
-    large frame, and from two places (our writer; its own pings and pongs). ``sendall`` under a
-    lock keeps every frame whole and unmixed (miguelgrinberg/simple-websocket#45).
-    """
-
-    def __init__(self, raw):
-        self._raw = raw
-        self._lock = threading.Lock()
-
-    def send(self, data: bytes) -> int:
-        with self._lock:
-            self._raw.sendall(data)
-        return len(data)
-
-    def __getattr__(self, name: str):
-        return getattr(self._raw, name)
 
 
 def _serve(ws, connection: Connection, live, expires_at: float) -> None:
