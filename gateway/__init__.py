@@ -101,6 +101,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.extensions["shards"].run_probes,
         app.extensions["coordinator"].recover_forever,
         live.hub.listen,
+        live.heartbeats_forever,
         live.saver.retry_forever,
     ]
     serving.plan_worker(

@@ -193,6 +193,19 @@ def test_it_limits_floods_and_refuses_strangers(live_stack):
     b.close()
 
 
+def test_connected_participants_stay_present_beyond_the_presence_window(live_stack):
+    api = GatewayApi(live_stack)
+    (_, a_token), (b_id, b_token) = api.new_user(), api.new_user()
+    a, b = LiveClient(live_stack, 0, a_token), LiveClient(live_stack, 1, b_token)
+    _session(a, (b, b_id))
+    # Presence lasts 3 heartbeats (1.5 s here); only the gateways' heartbeats keep both listed.
+    time.sleep(3 * 3 * float(LIVE_ENV["FITNESS_LIVE_HEARTBEAT_SECONDS"]))
+    a.send(type="presence")
+    assert len(a.next("presence")["participants"]) == 2
+    a.close()
+    b.close()
+
+
 def test_a_lost_connection_counts_as_leaving_after_the_grace_period(live_stack):
     api = GatewayApi(live_stack)
     (a_id, a_token), (b_id, b_token) = api.new_user(), api.new_user()

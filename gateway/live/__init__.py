@@ -36,8 +36,8 @@ class Live:
     def handle(self, connection, message):
         return self.service.handle(connection, message)
 
-    def heartbeat(self, connection) -> None:
-        self.service.heartbeat(connection)
+    def heartbeats_forever(self, stopped) -> None:
+        self.service.heartbeats_forever(stopped)
 
     def disconnected(self, connection) -> None:
         self.service.disconnected(connection)

@@ -51,6 +51,11 @@ class Hub:
         with self._lock:
             _discard(self._by_session, session_id, connection)
 
+    def connections(self) -> list[Connection]:
+        """Every connection on this worker, as a snapshot."""
+        with self._lock:
+            return [c for members in self._by_user.values() for c in members]
+
     def local_count(self) -> int:
         with self._lock:
             return sum(len(c) for c in self._by_user.values())

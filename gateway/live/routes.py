@@ -90,15 +90,9 @@ def websocket(ws) -> None:
 def _serve(ws, connection: Connection, live, expires_at: float) -> None:
     settings = live.settings
     rate = parse(settings.messages_per_second)
-    next_beat = time.monotonic() + settings.heartbeat_seconds
     while not connection.closed.is_set():
-        raw = ws.receive(timeout=max(0.05, next_beat - time.monotonic()))
-        if time.monotonic() >= next_beat:
-            next_beat = time.monotonic() + settings.heartbeat_seconds
-            try:
-                live.heartbeat(connection)
-            except redis.RedisError as exc:
-                log.warning("live presence not refreshed: %s", exc)
+        # Presence is refreshed for all of a worker's sockets at once (heartbeats_forever).
+        raw = ws.receive(timeout=settings.heartbeat_seconds)
         if raw is None:
             continue
         if time.time() >= expires_at:

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+import redis
 
 from fitness.clock import now_iso as _now
 from gateway.live import protocol as p
@@ -21,6 +25,7 @@ log = logging.getLogger(__name__)
 # A joined message lists this many participants at most: listing thousands in every join
 # would make joining a big session cost O(N) per socket (O(N^2) for everyone).
 PRESENCE_LISTED = 100
+PRESENCE_CACHE_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,7 @@ class LiveService:
         self.hub = hub
         self.settings = settings
         self.save_session = save_session
+        self._presence_cache: dict[str, tuple[float, list[str]]] = {}
         self._handlers: dict[type, Callable[[Connection, Any], dict | None]] = {
             p.CreateSession: self.create_session,
             p.JoinSession: self.join_session,
@@ -93,7 +99,7 @@ class LiveService:
     def _replay_ended(
         self, connection: Connection, session_id: str, session: dict, last_seq: int
     ) -> None:
-        connection.send({**self._joined_view(session_id, session), "status": "ended"})
+        connection.send({**self._joined_view(session_id, session, None), "status": "ended"})
         for event in self.store.events_after(session_id, last_seq):
             connection.send(event)
 
@@ -104,25 +110,43 @@ class LiveService:
         if self.store.add_member(session_id, connection.user_id):
             self._publish(session_id, connection, "participant_joined")
         session = self.store.session(session_id) or {}
-        connection.send({**self._joined_view(session_id, session), "status": "open"})
+        connection.send(
+            {**self._joined_view(session_id, session, connection.user_id), "status": "open"}
+        )
         connection.finish_sync(session_id, self.store.events_after(session_id, last_seq))
 
-    def _joined_view(self, session_id: str, session: dict) -> dict[str, Any]:
+    def _joined_view(self, session_id: str, session: dict, joiner: str | None) -> dict[str, Any]:
         return {
             "type": "joined",
             "session_id": session_id,
             "creator_id": session.get("creator_id"),
             "workout_type": session.get("workout_type"),
             "name": session.get("name"),
-            **self._presence_summary(session_id),
+            **self._presence_summary(session_id, joiner),
             "vote": self.store.current_vote(session_id),
             "tally": self.store.tally(session_id),
         }
 
-    def _presence_summary(self, session_id: str) -> dict[str, Any]:
-        """Return who is here, listing at most PRESENCE_LISTED (ask ``presence`` for all)."""
-        present = self.store.present(session_id, self.settings.presence_window)
-        return {"presence": present[:PRESENCE_LISTED], "present_count": len(present)}
+    def _presence_summary(self, session_id: str, joiner: str | None) -> dict[str, Any]:
+        """Who is here, listing at most PRESENCE_LISTED (ask ``presence`` for all of them).
+
+        Read from Redis at most once a second per session and worker: when thousands join a
+        session at once, reading the whole presence set for each join costs O(N^2). The joiner
+        is always listed; others who joined within the last second may not be yet.
+        """
+        now = time.monotonic()
+        cached = self._presence_cache.get(session_id)
+        if cached is None or cached[0] < now:
+            present = self.store.present(session_id, self.settings.presence_window)
+            cached = (now + PRESENCE_CACHE_SECONDS, present)
+            self._presence_cache[session_id] = cached
+            for stale in [k for k, (until, _) in self._presence_cache.items() if until < now]:
+                del self._presence_cache[stale]
+        present = cached[1]
+        listed = present[:PRESENCE_LISTED]
+        if joiner is not None and joiner not in present:
+            present, listed = [*present, joiner], [joiner, *listed][:PRESENCE_LISTED]
+        return {"presence": listed, "present_count": len(present)}
 
     def leave_session(self, connection: Connection, message: p.LeaveSession) -> None:
         session_id = self._joined(connection, message, must_be_open=False)
@@ -158,10 +182,22 @@ class LiveService:
         connection.forget(session_id)
         self.store.drop_presence(session_id, connection.user_id, connection.id)
 
-    def heartbeat(self, connection: Connection) -> None:
-        """Refresh this connection's presence in every session it joined."""
-        for session_id in list(connection.sessions):
-            self.store.heartbeat(session_id, connection.user_id, connection.id)
+    def heartbeats_forever(self, stopped: threading.Event) -> None:
+        """Refresh the presence of every socket on this worker each heartbeat (a worker loop)."""
+        while not stopped.wait(self.settings.heartbeat_seconds):
+            try:
+                self.heartbeat_all()
+            except redis.RedisError as exc:
+                log.warning("live presence not refreshed: %s", exc)
+
+    def heartbeat_all(self) -> None:
+        """One pipelined write for all local sockets: per-socket writes cost O(sockets) trips."""
+        beats: dict[str, list[str]] = defaultdict(list)
+        for connection in self.hub.connections():
+            for session_id in list(connection.sessions):
+                beats[session_id].append(f"{connection.user_id}|{connection.id}")
+        if beats:
+            self.store.heartbeat_many(beats)
 
     # --- what happens in a session -----------------------------------------------------------
 

@@ -140,6 +140,19 @@ class LiveStore:
             pipe.expire(key, self.ttl)
             pipe.execute()
 
+    def heartbeat_many(self, beats: dict[str, list[str]]) -> None:
+        """Refresh many connections at once: session id -> ``user_id|connection_id`` members.
+
+        One pipelined round trip for all of a worker's sockets, instead of one per socket.
+        """
+        now = time.time()
+        with self.redis.pipeline(transaction=False) as pipe:
+            for session_id, members in beats.items():
+                key = f"{_key(session_id)}:presence"
+                pipe.zadd(key, dict.fromkeys(members, now))
+                pipe.expire(key, self.ttl)
+            pipe.execute()
+
     def drop_presence(self, session_id: str, user_id: str, connection_id: str) -> None:
         self.redis.zrem(f"{_key(session_id)}:presence", f"{user_id}|{connection_id}")
 
