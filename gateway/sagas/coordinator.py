@@ -65,6 +65,12 @@ class Coordinator:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._executor: ThreadPoolExecutor | None = None
         self._executor_lock = threading.Lock()
+        # Sagas this coordinator drives (or has queued) now. Its lease on one may run out in a
+        # long call; recovery must not then start a second driver under the same owner, which
+        # every checkpoint would let through (seen under load: one driver completed the saga
+        # while the other compensated it, and the acknowledged goal was gone).
+        self._driving: set[str] = set()
+        self._driving_lock = threading.Lock()
 
     @property
     def executor(self) -> ThreadPoolExecutor:
@@ -80,6 +86,7 @@ class Coordinator:
         saga.note("saga", "started", f"by {self.owner}")
         self.log.checkpoint(saga, self.owner)
         log.info("saga %s %s started", saga.type, saga.id, extra=_fields(saga))
+        self._claim(saga.id)
         future = self.executor.submit(self._drive_leased, saga)
         done, _running = futures.wait([future], timeout=wait_seconds)
         if done:
@@ -94,17 +101,36 @@ class Coordinator:
         """Take over every open saga whose coordinator is gone; return how many."""
         taken = 0
         for saga_id in self.log.open_sagas():
-            if not self.log.acquire(saga_id, self.owner):
-                continue  # its coordinator is alive (or another one just took it)
-            saga = self.log.read(saga_id)
-            if saga is None or saga.finished:
-                self.log.release(saga_id, self.owner)
-                continue
-            saga.note("saga", "recovered", f"by {self.owner}")
-            log.warning("recovering saga %s in state %s", saga.id, saga.state, extra=_fields(saga))
-            self.executor.submit(self._drive_leased, saga)
-            taken += 1
+            if not self._claim(saga_id):
+                continue  # we drive it already, even if our lease ran out during a long call
+            if self._take_over(saga_id):
+                taken += 1
+            else:
+                self._unclaim(saga_id)
         return taken
+
+    def _take_over(self, saga_id: str) -> bool:
+        if not self.log.acquire(saga_id, self.owner):
+            return False  # its coordinator is alive (or another one just took it)
+        saga = self.log.read(saga_id)
+        if saga is None or saga.finished:
+            self.log.release(saga_id, self.owner)
+            return False
+        saga.note("saga", "recovered", f"by {self.owner}")
+        log.warning("recovering saga %s in state %s", saga.id, saga.state, extra=_fields(saga))
+        self.executor.submit(self._drive_leased, saga)
+        return True
+
+    def _claim(self, saga_id: str) -> bool:
+        with self._driving_lock:
+            if saga_id in self._driving:
+                return False
+            self._driving.add(saga_id)
+            return True
+
+    def _unclaim(self, saga_id: str) -> None:
+        with self._driving_lock:
+            self._driving.discard(saga_id)
 
     def recover_forever(self, stopped: threading.Event) -> None:
         """Recover open sagas now and then every interval, until ``stopped`` is set."""
@@ -129,6 +155,7 @@ class Coordinator:
             log.error("saga log unavailable while driving %s: %s", saga.id, exc)
             return
         finally:
+            self._unclaim(saga.id)
             logs.reset_correlation_id(token)
         if saga.finished:  # its last checkpoint dropped the lease
             self.on_settled(saga)

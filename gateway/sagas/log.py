@@ -28,9 +28,15 @@ _OPEN = "fgt:sagas:open"
 # Persist a saga if we (still) hold its lease, in one round trip: renew or drop the lease, write
 # the record, keep the index of open sagas. KEYS: lease, record, open index.
 # ARGV: owner, lease ms, record JSON, saga id, 1 if finished, score.
+# With no lease held, a saga already recorded and no longer open was finished by a coordinator
+# that took over while our lease had run out: we must not write over its outcome.
 _CHECKPOINT = """
 local holder = redis.call('GET', KEYS[1])
 if holder and holder ~= ARGV[1] then
+  return 0
+end
+if not holder and redis.call('EXISTS', KEYS[2]) == 1
+    and not redis.call('ZSCORE', KEYS[3], ARGV[4]) then
   return 0
 end
 redis.call('SET', KEYS[2], ARGV[3])
