@@ -19,6 +19,11 @@ DEFAULTS: dict[str, Any] = {
     "GRPC_PORT": 50052,
     "WORKERS": 1,
     "THREADS": 16,
+    # Deadline of each call to a user replica made while a client waits (the weight at workout
+    # start, the progress report at workout end). Both have a fallback (the default weight, the
+    # outbox loop), so a slow user service must not hold every request thread for the full
+    # GRPC_TIMEOUT_SECONDS: that turned user-service overload into activity-service outages.
+    "INLINE_GRPC_TIMEOUT_SECONDS": 1.0,
 }
 
 
@@ -39,7 +44,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         user_pb2_grpc.UserServiceStub,
         timeout=settings["GRPC_TIMEOUT_SECONDS"],
     )
-    workouts = WorkoutService(store, UserDirectory(user_client))
+    workouts = WorkoutService(
+        store, UserDirectory(user_client, settings["INLINE_GRPC_TIMEOUT_SECONDS"])
+    )
     goals = GoalRegistry(store)
     groups = GroupSessions(store, workouts)
     app.extensions.update(store=store, workouts=workouts, goals=goals, user_client=user_client)

@@ -59,13 +59,15 @@ def session_view(doc: dict[str, Any]) -> dict[str, Any]:
 class UserDirectory:
     """What the activity service asks of the user service, over gRPC."""
 
-    def __init__(self, client: ServiceClient):
+    def __init__(self, client: ServiceClient, inline_timeout: float | None = None):
         self.client = client
+        self.inline_timeout = inline_timeout  # per call while a client waits; None: the client's
 
     def weight_kg(self, user_id: str) -> tuple[float, str]:
         """Return the user's weight and where it came from ("profile" or "default")."""
+        request = user_pb2.GetUserRequest(user_id=user_id)
         try:
-            user = self.client.call("GetUser", user_pb2.GetUserRequest(user_id=user_id))
+            user = self.client.call("GetUser", request, timeout=self.inline_timeout)
         except NotFound:
             raise UserNotFound(user_id) from None
         except Unavailable as exc:
@@ -75,8 +77,11 @@ class UserDirectory:
             return user.weight_kg, "profile"
         return workouts.DEFAULT_BODY_WEIGHT_KG, "default"
 
-    def record_workout(self, doc: dict[str, Any]) -> None:
-        """Count an ended session towards the owner's goals (idempotent on the session id)."""
+    def record_workout(self, doc: dict[str, Any], inline: bool = True) -> None:
+        """Count an ended session towards the owner's goals (idempotent on the session id).
+
+        ``inline``: a client is waiting, so use the short deadline (the outbox retries).
+        """
         request = user_pb2.RecordWorkoutRequest(
             session_id=doc["_id"],
             user_id=doc["user_id"],
@@ -85,7 +90,7 @@ class UserDirectory:
             calories_burned=doc["calories_burned"],
             ended_at=_as_utc(doc["end_time"]).isoformat(),
         )
-        self.client.call("RecordWorkout", request)
+        self.client.call("RecordWorkout", request, timeout=self.inline_timeout if inline else None)
 
 
 class WorkoutService:
@@ -293,10 +298,10 @@ class WorkoutService:
             "average_session_duration": round(duration / count, 2) if count else 0.0,
         }
 
-    def report(self, doc: dict[str, Any]) -> bool:
+    def report(self, doc: dict[str, Any], inline: bool = True) -> bool:
         """Report an ended session to the user service; on failure the outbox loop retries."""
         try:
-            self.users.record_workout(doc)
+            self.users.record_workout(doc, inline)
         except DomainError as exc:
             log.warning(
                 "progress report for %s failed, will retry: %s",
@@ -325,4 +330,4 @@ class WorkoutService:
             {"status": "ended", "progress_reported": False, "updated_at": {"$lt": settle_before}},
             limit=REPORT_BATCH,
         )
-        return sum(1 for doc in pending if self.report(doc))
+        return sum(1 for doc in pending if self.report(doc, inline=False))
