@@ -18,16 +18,41 @@ ALGORITHM = "HS256"
 ISSUER = "fitness-goal-tracker"
 
 
+# HS256 wants a key at least as long as its hash (RFC 7518, section 3.2).
+MIN_SECRET_BYTES = 32
+
+
+class InsecureSecret(RuntimeError):
+    """The token secret a production process was given is missing or guessable."""
+
+
+def check_secret(settings: dict) -> None:
+    """Raise ``InsecureSecret`` if production lacks a long, varied ``JWT_SECRET``.
+
+    A short or repetitive secret ("changeme", "aaaa…") can be guessed offline from any one
+    token, and then anyone can sign tokens for anyone.
+    """
+    if settings.get("ENV") != "production":
+        return
+    secret = settings.get("JWT_SECRET") or ""
+    if not secret:
+        raise InsecureSecret("FITNESS_JWT_SECRET must be set when FITNESS_ENV=production.")
+    if len(secret.encode()) < MIN_SECRET_BYTES or len(set(secret)) < 8:
+        raise InsecureSecret(
+            f"FITNESS_JWT_SECRET is too weak: use at least {MIN_SECRET_BYTES} random bytes "
+            "(e.g. `openssl rand -base64 48`)."
+        )
+
+
 def resolve_secret(settings: dict) -> str:
     """Return the token secret from config, or the data directory's own one in development.
 
     Production must configure ``FITNESS_JWT_SECRET``; locally every process that shares the data
     directory shares a random secret kept there, so tokens survive restarts with no set-up.
     """
+    check_secret(settings)
     if settings.get("JWT_SECRET"):
         return settings["JWT_SECRET"]
-    if settings.get("ENV") == "production":
-        raise RuntimeError("FITNESS_JWT_SECRET must be set when FITNESS_ENV=production")
     path = Path(settings["DATA_DIR"]) / "secrets" / "jwt_secret"
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():

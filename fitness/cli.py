@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Flask
 
-from fitness import logs, serving
+from fitness import auth, logs, serving
 from fitness.config import load_settings
 
 
@@ -43,6 +43,11 @@ def run_serve(args: argparse.Namespace, create_app: Callable[[], Flask]) -> None
     settings = load_settings({})
     # The gunicorn master logs too (worker boots and exits); workers reconfigure in create_app.
     logs.configure_logging(f"{args.prog_name}", settings["LOG_LEVEL"], settings["LOG_FILE"])
+    try:
+        auth.check_secret(settings)
+    except auth.InsecureSecret as exc:
+        # Refuse here, once and plainly, rather than as a worker boot failure in gunicorn.
+        raise SystemExit(f"{args.prog_name}: refusing to start: {exc}") from None
     serving.serve(
         create_app,
         http_port=args.http_port,

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import pydantic
-from flask import Flask, g, jsonify, request
-from werkzeug.exceptions import HTTPException
+from flask import Flask, current_app, g, jsonify, request
+from flask.json.provider import DefaultJSONProvider
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from fitness import auth, logs
 from fitness.config import load_settings
@@ -27,9 +29,22 @@ def new_app(
     settings = load_settings(defaults, test_config)
     logs.configure_logging(name, settings["LOG_LEVEL"], settings["LOG_FILE"])
     app = Flask(name)
+    app.json = _JsonProvider(app)
     app.config.from_mapping(settings)
     app.config["JWT_SECRET"] = auth.resolve_secret(settings)
     return app, settings
+
+
+class _JsonProvider(DefaultJSONProvider):
+    """Flask's JSON, refusing bodies nested too deeply to parse with a 413, not a 500."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        try:
+            return super().loads(s, **kwargs)
+        except RecursionError:
+            # json raises RecursionError, not ValueError, so Flask's get_json(silent=True)
+            # would let it escape as a 500; a few kB of "[[[[…" must not do that.
+            raise RequestEntityTooLarge("The JSON body is nested too deeply.") from None
 
 
 def init_app(
@@ -44,6 +59,7 @@ def init_app(
     # "//" in a path is a 404 in the JSON shape, not an HTML redirect.
     app.url_map.merge_slashes = False
     app.before_request(_start_request)
+    app.before_request(_read_streamed_body)
     app.after_request(_finish_request)
     app.teardown_request(_reset_request)
     app.register_error_handler(DomainError, _domain_error)
@@ -56,6 +72,30 @@ def _start_request() -> None:
     g.started = time.perf_counter()
     g.correlation_id = logs.clean_correlation_id(request.headers.get(logs.CORRELATION_HEADER))
     g.correlation_token = logs.set_correlation_id(g.correlation_id)
+
+
+def _read_streamed_body() -> None:
+    """Read a body sent without Content-Length (chunked) now, refusing it whole if too large.
+
+    werkzeug stops reading such a body at MAX_CONTENT_LENGTH without an error (its
+    ``LimitedStream.readall``), so a larger one would be cut short and used as if complete.
+    """
+    if request.content_length is not None or "wsgi.input_terminated" not in request.environ:
+        return
+    if "chunked" not in request.headers.get("Transfer-Encoding", "").lower():
+        return
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    body = bytearray()
+    while len(body) <= limit:
+        chunk = request.environ["wsgi.input"].read(limit + 1 - len(body))
+        if not chunk:
+            break
+        body += chunk
+    if len(body) > limit:
+        raise RequestEntityTooLarge()
+    # From here on the body reads as a plain one with a length.
+    request.environ["wsgi.input"] = io.BytesIO(bytes(body))
+    request.environ["CONTENT_LENGTH"] = str(len(body))
 
 
 def _finish_request(response):

@@ -58,12 +58,16 @@ DEFAULTS: dict[str, Any] = {
     "LIVE_MESSAGES_PER_SECOND": "20 per second",
     "LIVE_QUEUE_SIZE": 1000,
     "LIVE_SAVE_RETRY_SECONDS": 5.0,
+    # Browser origins allowed to call the API (comma-separated); empty = no CORS headers at all.
+    "CORS_ORIGINS": "",
+    # Strict-Transport-Security max-age; 0 = not sent (set it only when clients reach us over TLS).
+    "HSTS_SECONDS": 0,
 }
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the gateway; upstream connections are made on the first request."""
-    from gateway import docs, routes
+    from gateway import docs, routes, security
     from gateway.health import HealthChecker
     from gateway.live import init_live
     from gateway.live import routes as live_routes
@@ -92,6 +96,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             raise RuntimeError("no available replica of " + ", ".join(missing))
 
     web.init_app(app, ready_check=ready_check, status_view=routes.status)
+    security.init_app(app, settings)
     app.register_blueprint(saga_routes.bp)
     app.register_blueprint(live_routes.bp)
     app.register_blueprint(routes.bp)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from urllib.parse import quote
 
 from flask import Blueprint, Response, current_app, g, request
+from werkzeug.routing import PathConverter
 
 from fitness import logs, web
 from fitness.auth import bearer_token, verify_token
@@ -14,6 +16,19 @@ from gateway.idempotency import Claim, StoredResponse
 from gateway.proxy import UpstreamResponse
 
 bp = Blueprint("gateway", __name__)
+
+
+class AnyPath(PathConverter):
+    """Werkzeug's ``path`` that also matches control characters such as a newline.
+
+    The stock converter's ``.`` stops at ``\\n``: ``GET /users/u/goals/x%0A`` then matched only
+    the saga routes (PATCH/DELETE) and got a 405 instead of the service's 404.
+    """
+
+    regex = r"[^/](?s:.)*?"
+
+
+bp.record_once(lambda state: state.app.url_map.converters.update(anypath=AnyPath))
 
 PUBLIC_PATHS = {"/users/register", "/users/login"}
 ROUTES: list[tuple[re.Pattern, str]] = [
@@ -28,8 +43,12 @@ _FORWARDED_HEADERS = ("Authorization", "Content-Type", "Accept", "Idempotency-Ke
 
 def route_for(path: str) -> tuple[str, str | None]:
     """Return the service that answers ``path`` and the user id the path is about, if any."""
+    # The proxy's HTTP client resolves "." and ".." (RFC 3986, 5.2.4): the service would answer
+    # another path than the one checked here.
+    if any(part in (".", "..") for part in path.split("/")):
+        raise NotFound(f"No route {path}.")
     for pattern, service in ROUTES:
-        match = pattern.match(path)
+        match = pattern.fullmatch(path)  # not match: "$" also matches before a final "\n"
         if match:
             return service, match.groupdict().get("user")
     raise NotFound(f"No route {path}.")
@@ -44,15 +63,26 @@ def _check_caller(path: str, path_user: str | None) -> None:
         raise PermissionDenied("You can only act on your own data.")
 
 
-@bp.route("/users/<path:rest>", methods=["GET", "POST", "PATCH", "DELETE"])
-@bp.route("/workouts/<path:rest>", methods=["GET", "POST", "PATCH", "DELETE"])
+@bp.route("/users/<anypath:rest>", methods=["GET", "POST", "PATCH", "DELETE"])
+@bp.route("/workouts/<anypath:rest>", methods=["GET", "POST", "PATCH", "DELETE"])
 def forward(rest: str):
     service, path_user = route_for(request.path)
     _check_caller(request.path, path_user)
-    target = request.full_path if request.query_string else request.path
+    target = upstream_target()
     if request.method == "GET":
         return _read(service, target, path_user)
     return _write(service, target)
+
+
+def upstream_target() -> str:
+    """Return the request's path and query for the service, the path encoded again.
+
+    The path arrives decoded: a "%3F" or "%23" in an id must stay part of the id, not start a
+    query string or a fragment on the way to the service.
+    """
+    path = quote(request.path, safe="/:@!$&'()*+,;=")
+    query = request.query_string.decode("latin-1")
+    return f"{path}?{query}" if query else path
 
 
 def _read(service: str, target: str, path_user: str | None) -> Response:

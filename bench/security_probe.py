@@ -1,0 +1,133 @@
+"""Security probe: authorization matrix, injections, oversized bodies, odd ids, brute force, logs.
+
+Starts a private stack (two replicas of each service, two gateways, a cache server and the
+state Redis) in a temporary directory, runs the probes that the security tests run (the same
+functions, from ``tests/hostile.py`` and ``tests/hostile_input.py``), scans every log file of
+the run for secrets, and saves the rows as the ``security`` suite of the results table.
+
+In these rows "succeeded" means the hostile request was correctly refused (the expected 4xx
+with a JSON error) or, for input that is plain data (SQL quotes in a password), handled as
+data; "failed_other" means any other answer; "lost" counts another user's data in an answer,
+invalid data found in the stores afterwards, or a secret found in a log.
+
+    .venv/bin/python bench/security_probe.py [--rounds N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))  # the probes live beside the tests that use them
+
+from conftest import gateway_tier, make_replicas, running  # noqa: E402
+from hostile import (  # noqa: E402
+    STACK_ENV,
+    Tally,
+    Target,
+    authorization_matrix,
+    foreign_ids_under_own_path,
+    full_flow,
+    scan_logs,
+    secret_fragments,
+)
+from hostile_input import (  # noqa: E402
+    login_brute_force,
+    nosql_injection,
+    oversized_bodies,
+    path_traversal,
+    sql_injection,
+)
+from results import Row, Suite, save  # noqa: E402
+
+SPEC = json.loads((ROOT / "gateway" / "openapi.json").read_text())
+NOTES = (
+    "security rows: succeeded = refused as expected (or plain data kept as data); "
+    "lost = another user's data shown, bad data stored, or a secret in a log"
+)
+
+
+def run_probes(one: Target, two: Target, rounds: int) -> list[tuple[Tally, str, str]]:
+    """Run every probe (the input probes ``rounds`` times); return (tally, tried, amount)."""
+    both = "one victim, one attacker"
+    found = [
+        (authorization_matrix(one, SPEC), "every protected operation of openapi.json", both),
+        (foreign_ids_under_own_path(two), "GET/PATCH/DELETE of a goal id not one's own", both),
+    ]
+    probes = [
+        (nosql_injection, "$-operators in body fields, keys, ids, query strings"),
+        (sql_injection, "SQL in register, login, profile and goal fields, and ids"),
+        (lambda t: oversized_bodies(t, SPEC), "> 64 KiB, chunked 256 KiB, 20k-deep JSON"),
+        (path_traversal, "traversal, encoded / ? #, NUL, unicode, 2000/5000-char ids"),
+    ]
+    for probe, tried in probes:
+        tallies = [probe(one if n % 2 == 0 else two) for n in range(rounds)]
+        found.append((_merge(tallies), tried, f"{rounds} rounds over 2 gateways"))
+    guesses = login_brute_force(two)
+    found.append((guesses, "wrong passwords for one account", f"{guesses.sent} guesses"))
+    return found
+
+
+def _merge(tallies: list[Tally]) -> Tally:
+    total = Tally(tallies[0].area)
+    for tally in tallies:
+        total.sent += tally.sent
+        total.succeeded += tally.succeeded
+        total.failed_other += tally.failed_other
+        total.lost += tally.lost
+        total.problems += tally.problems
+    return total
+
+
+def to_row(tally: Tally, tried: str, amount: str, notes: str = "") -> Row:
+    if tally.problems:
+        notes = (notes + "; first problem: " + tally.problems[0]).lstrip("; ")
+    return Row(
+        area="security",
+        tried=f"{tally.area}: {tried}",
+        amount=amount,
+        sent=tally.sent,
+        succeeded=tally.succeeded,
+        failed_clear=0,
+        failed_other=tally.failed_other,
+        lost=tally.lost,
+        notes=notes[:300],
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=2, help="repeats of the input probes")
+    args = parser.parse_args()
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="security-probe-") as tmp:
+        data_dir = Path(tmp)
+        replicas = make_replicas(2) + gateway_tier(2, 1)
+        with running(data_dir, replicas, {**STACK_ENV, "FITNESS_LOG_LEVEL": "DEBUG"}) as stack:
+            one, two = (Target(g.url, data_dir) for g in stack.replicas_of("gateway"))
+            tallies = run_probes(one, two, args.rounds)
+            passwords, tokens = full_flow(one, two)
+        logs = scan_logs(stack.log_dir, secret_fragments(passwords, tokens))
+    rows = [to_row(tally, tried, amount) for tally, tried, amount in tallies]
+    rows[0].notes = NOTES
+    tried = "passwords, tokens and their signatures, the JWT secret, after a full run"
+    rows.append(to_row(logs, tried, "every log file, at DEBUG"))
+    command = f"python bench/security_probe.py --rounds {args.rounds}"
+    path = save(Suite("security", command, rows))
+    for row in rows:
+        print(
+            f"{row.tried[:90]:90} sent={row.sent:5} ok={row.succeeded:5} "
+            f"other={row.failed_other:3} lost={row.lost}"
+        )
+        if row.failed_other or row.lost:
+            print("    " + row.notes)
+    print(f"{path.name}: {time.monotonic() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
