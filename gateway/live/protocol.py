@@ -125,7 +125,7 @@ def parse(raw: str | bytes, max_bytes: int) -> Message:
         raise LiveError("message_too_large", f"Messages are at most {max_bytes} bytes.")
     try:
         data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # [[[[… nests past the parser
         raise LiveError("malformed_json", "A message must be one JSON object.") from None
     if not isinstance(data, dict):
         raise LiveError("malformed_json", "A message must be one JSON object.")

@@ -23,6 +23,7 @@ import contextlib
 import logging
 import socket
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -32,6 +33,9 @@ from wsproto.frame_protocol import FrameProtocol
 log = logging.getLogger(__name__)
 
 _PLAIN_SERVER_FRAMES = FrameProtocol(client=False, extensions=[])
+# How long, and how much, a closing socket still reads and discards before closing.
+CLOSE_DRAIN_SECONDS = 2.0
+CLOSE_DRAIN_BYTES = 4 * 1024 * 1024
 
 
 class Outgoing:
@@ -94,6 +98,29 @@ class SocketWriter:
         """Stop the writer once what is pending is written (the close frame included)."""
         self.closed.set()
         self._wake.set()
+
+    def close(self) -> None:
+        """Close the way RFC 6455 §7.1.1 asks: flush, stop sending, drain what still comes, close.
+
+        simple-websocket closes the socket right after queueing its close frame, also when it
+        refuses an oversized message whose rest is still arriving; closing with unread input
+        makes the kernel answer with a reset, and the client never reads the close code (1009).
+        Bounded in time and bytes: this runs on the socket's own reader.
+        """
+        deadline = time.monotonic() + CLOSE_DRAIN_SECONDS
+        while (self._pending or self._busy) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.finish()
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_WR)
+            drained = 0
+            while drained < CLOSE_DRAIN_BYTES and (left := deadline - time.monotonic()) > 0:
+                self._sock.settimeout(left)
+                chunk = self._sock.recv(65536)
+                if not chunk:
+                    break
+                drained += len(chunk)
+        self._sock.close()
 
     def __getattr__(self, name: str) -> Any:
         # recv, fileno, close, ...: simple-websocket reads through the socket it was given.
