@@ -29,6 +29,9 @@ _DROPPED_HEADERS = {
     "content-encoding",
 }
 _IDEMPOTENT_METHODS = {"GET", "HEAD", "OPTIONS", "PUT", "DELETE"}
+# POSTs that change nothing in the service: a login only checks a password and signs a token,
+# so sending it again to another replica is as safe as a GET.
+_SAFE_POSTS = {"/users/login"}
 
 
 @dataclass(frozen=True)
@@ -81,10 +84,14 @@ class Proxy:
 
         A request that never reached a replica (connection refused, connect timeout) may go
         to another. One that may have been applied goes again only if it is idempotent (by
-        method, or because it carries an Idempotency-Key).
+        method, because it carries an Idempotency-Key, or because it changes nothing: a login).
         """
         pool = self.pools[service]
-        idempotent = method in _IDEMPOTENT_METHODS or "Idempotency-Key" in headers
+        idempotent = (
+            method in _IDEMPOTENT_METHODS
+            or "Idempotency-Key" in headers
+            or (method == "POST" and path.split("?")[0] in _SAFE_POSTS)
+        )
         tried: set[str] = set()
         last_answer: UpstreamResponse | None = None
         while len(tried) < self.settings.max_attempts:

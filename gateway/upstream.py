@@ -102,7 +102,16 @@ class Replica:
 
     @property
     def breaker_state(self) -> str:
-        return self.breaker.current_state
+        """pybreaker's state, but "half-open" once an open breaker's reset time has passed.
+
+        pybreaker only leaves "open" at the next call. With no traffic (a load balancer that
+        stopped sending any because readiness, which counts open breakers, said no) it would
+        stay "open" for ever, and the gateway would never report itself ready again.
+        """
+        state = self.breaker.current_state
+        if state == pybreaker.STATE_OPEN and self._reset_elapsed():
+            return pybreaker.STATE_HALF_OPEN
+        return state
 
     def admit(self, ignore_health: bool = False) -> bool:
         """Take a slot for one request if the replica is healthy and its breaker lets it through."""
