@@ -47,7 +47,7 @@ def init_live(app: Flask, settings: dict[str, Any]) -> Live:
     """Set up live sessions on ``app`` (the routes are registered by the caller)."""
     client = app.extensions["state_redis"]
     store = LiveStore(client, settings["LIVE_SESSION_TTL_SECONDS"], settings["LIVE_MAX_EVENTS"])
-    hub = Hub(client)
+    hub = Hub(client, store.events_after)
     saver = SessionSaver(
         store, app.extensions["participants"].activity, settings["LIVE_SAVE_RETRY_SECONDS"]
     )

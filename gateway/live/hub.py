@@ -3,14 +3,18 @@
 Each gateway worker holds one pub/sub connection subscribed to every session's and every user's
 channel; a message is handed to the connections of that session (or user) on this worker. The
 order within a session is the publish order, which is the sequence order (see ``store``).
+Pub/sub drops what is published while a subscriber is away (a Redis failover, a reconnect), so
+a gap in a session's numbers, and every re-subscription, is filled from the session's log.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 
 import redis
 
@@ -27,8 +31,10 @@ _USER = f"{PREFIX}:u:"
 class Hub:
     """Local connections by session and by user, fed by one Redis subscription."""
 
-    def __init__(self, client: redis.Redis):
+    def __init__(self, client: redis.Redis, events_after: Callable[[str, int], list[dict]]):
         self.redis = client
+        self.events_after = events_after  # the session's logged events after a seq (store)
+        self._last_seq: dict[str, int] = {}  # session -> last seq this worker passed on
         self._by_session: dict[str, set[Connection]] = defaultdict(set)
         self._by_user: dict[str, set[Connection]] = defaultdict(set)
         self._lock = threading.Lock()
@@ -41,7 +47,7 @@ class Hub:
         with self._lock:
             _discard(self._by_user, connection.user_id, connection)
             for session_id in list(connection.sessions):
-                _discard(self._by_session, session_id, connection)
+                self._leave_locked(session_id, connection)
 
     def join(self, session_id: str, connection: Connection) -> None:
         with self._lock:
@@ -49,7 +55,12 @@ class Hub:
 
     def leave(self, session_id: str, connection: Connection) -> None:
         with self._lock:
-            _discard(self._by_session, session_id, connection)
+            self._leave_locked(session_id, connection)
+
+    def _leave_locked(self, session_id: str, connection: Connection) -> None:
+        _discard(self._by_session, session_id, connection)
+        if session_id not in self._by_session:
+            self._last_seq.pop(session_id, None)
 
     def connections(self) -> list[Connection]:
         """Every connection on this worker, as a snapshot."""
@@ -62,16 +73,20 @@ class Hub:
 
     def listen(self, stopped: threading.Event) -> None:
         """Dispatch published events to local connections until ``stopped`` (reconnecting)."""
+        resubscribing = False
         while not stopped.is_set():
             try:
-                self._listen_once(stopped)
+                self._listen_once(stopped, resubscribing)
             except redis.RedisError as exc:
                 log.warning("live fan-out lost its Redis subscription (%s); reconnecting", exc)
+                resubscribing = True
                 stopped.wait(1.0)
 
-    def _listen_once(self, stopped: threading.Event) -> None:
+    def _listen_once(self, stopped: threading.Event, resubscribing: bool) -> None:
         pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
         pubsub.psubscribe(SESSION_CHANNELS, USER_CHANNELS)
+        if resubscribing:
+            self._catch_up_all()
         try:
             while not stopped.is_set():
                 message = pubsub.get_message(timeout=1.0)
@@ -89,13 +104,51 @@ class Hub:
             seq = json.loads(message.text)["seq"]
             with self._lock:
                 targets = list(self._by_session.get(session_id, ()))
-            for connection in targets:
-                connection.deliver(session_id, seq, message)
+                last = self._last_seq.get(session_id)
+            if not targets:
+                return
+            if last is not None and seq > last + 1:
+                self._catch_up(session_id, last, targets, before=seq)
+            self._pass_on(session_id, seq, message, targets)
         elif channel.startswith(_USER):
             with self._lock:
                 targets = list(self._by_user.get(channel[len(_USER) :], ()))
             for connection in targets:
                 connection.send_text(message)
+
+    def _pass_on(
+        self, session_id: str, seq: int, message: Outgoing, targets: list[Connection]
+    ) -> None:
+        with self._lock:
+            if seq > self._last_seq.get(session_id, 0):
+                self._last_seq[session_id] = seq
+        for connection in targets:
+            connection.deliver(session_id, seq, message)
+
+    def _catch_up(
+        self, session_id: str, after: int, targets: list[Connection], before: float = math.inf
+    ) -> None:
+        """Pass on logged events this worker missed: pub/sub drops what is published while a
+        subscriber is away (a Redis failover, a reconnect); the session log keeps it."""
+        try:
+            missed = self.events_after(session_id, after)
+        except redis.RedisError as exc:
+            log.warning("live session %s: could not fetch missed events: %s", session_id, exc)
+            return
+        for event in missed:
+            if event["seq"] < before:
+                text = json.dumps(event, separators=(",", ":"))
+                self._pass_on(session_id, event["seq"], Outgoing(text), targets)
+
+    def _catch_up_all(self) -> None:
+        """After re-subscribing, give every local socket what was published meanwhile."""
+        with self._lock:
+            sessions = {s: list(members) for s, members in self._by_session.items()}
+        for session_id, targets in sessions.items():
+            seen = [c.sessions.get(session_id) for c in targets]
+            after = min((s for s in seen if s is not None), default=None)
+            if after is not None:
+                self._catch_up(session_id, after, targets)
 
 
 def _discard(index: dict[str, set[Connection]], key: str, connection: Connection) -> None:
