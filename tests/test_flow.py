@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 import pytest
 
@@ -129,6 +130,19 @@ def test_it_rejects_duplicate_accounts(api):
     assert same_name.status_code == 409
     assert same_email.status_code == 409
     assert "email" in same_email.json()["error"]["fields"]
+
+
+def test_a_repeated_keyed_registration_answers_like_the_first_on_any_replica(api, other_api):
+    name = "k" + uuid.uuid4().hex[:10]
+    body = {"username": name, "email": f"{name}@example.com", "password": "correct-horse"}
+    key = {"Idempotency-Key": uuid.uuid4().hex}
+    first = api.post(f"{api.user_url}/users/register", body, headers=key)
+    again = other_api.post(f"{other_api.user_url}/users/register", body, headers=key)
+    unkeyed = api.post(f"{api.user_url}/users/register", body)
+    other_key = api.post(f"{api.user_url}/users/register", body, headers={"Idempotency-Key": "x"})
+    assert (first.status_code, again.status_code) == (201, 201), again.text
+    assert again.json() == first.json()
+    assert (unkeyed.status_code, other_key.status_code) == (409, 409)
 
 
 def test_it_gives_one_message_for_any_wrong_login(api):

@@ -23,7 +23,7 @@ def _goals():
 
 @bp.post("/users/register")
 def register():
-    return _accounts().register(parse_body(schemas.RegisterBody)), 201
+    return _accounts().register(parse_body(schemas.RegisterBody), idempotency_key()), 201
 
 
 @bp.post("/users/login")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -115,13 +116,24 @@ class AccountService:
         # Verified when the email is unknown, so a wrong email costs as much as a wrong password.
         self._dummy_hash = self.hasher.hash("not-a-real-password")
 
-    def register(self, body: schemas.RegisterBody) -> dict[str, Any]:
-        """Create an account; raise ``AccountTaken`` if the username or email is in use."""
+    def register(
+        self, body: schemas.RegisterBody, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        """Create an account; raise ``AccountTaken`` if the username or email is in use.
+
+        With an idempotency key the account id derives from it (and the email), so a repeated
+        request — the gateway retrying on another replica after a timeout — finds the account
+        the first one created and answers as it did, instead of ``AccountTaken``.
+        """
+        user_id = _keyed_user_id(body.email, idempotency_key) if idempotency_key else None
+        if user_id and (replayed := self._registered_as(user_id, body)):
+            return replayed
         password_hash = self.hasher.hash(body.password)
         try:
             with self.db.writing() as session:
                 self._ensure_free(session, body.username, body.email)
                 user = User(
+                    **({"id": user_id} if user_id else {}),
                     username=body.username,
                     email=body.email,
                     password_hash=password_hash,
@@ -131,9 +143,19 @@ class AccountService:
                 session.flush()
                 view = user_view(user)
         except IntegrityError:
+            if user_id and (replayed := self._registered_as(user_id, body)):
+                return replayed  # the first of two concurrent deliveries won
             raise AccountTaken("That username or email is already registered.") from None
         log.info("user registered", extra={"user.id": view["user_id"]})
         return view
+
+    def _registered_as(self, user_id: str, body: schemas.RegisterBody) -> dict[str, Any] | None:
+        """The view of the account a keyed registration already created, if this is a repeat."""
+        with self.db.reading() as session:
+            user = session.get(User, user_id)
+            if user is None or (user.username, user.email) != (body.username, body.email):
+                return None
+            return user_view(user)
 
     @staticmethod
     def _ensure_free(session, username: str, email: str) -> None:
@@ -388,3 +410,11 @@ def _settle_achievement(goal: Goal, moment: dt.datetime) -> None:
         goal.achieved_at = goal.achieved_at or moment
     else:
         goal.achieved_at = None
+
+
+_KEYED_ACCOUNTS = uuid.UUID("6f1d3c2a-9a57-4b8e-8f0e-2f7c1a6d4b10")
+
+
+def _keyed_user_id(email: str, idempotency_key: str) -> str:
+    """The id a registration with this key and email gets, the same on every replica."""
+    return str(uuid.uuid5(_KEYED_ACCOUNTS, f"{email}\n{idempotency_key}"))
