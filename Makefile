@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install up test lint format protos openapi clean browser servers
+.PHONY: install up test bench lint format protos openapi clean browser servers
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,16 @@ servers:
 
 test: install lint browser servers
 	$(PY) -m pytest
+
+# The hardening suites: each starts its own stack on free ports, prints its figures and saves
+# them in bench/results/; the last step writes the results table into the README. ~40 minutes.
+bench: install servers
+	$(PY) bench/faults.py
+	$(PY) bench/load_knee.py
+	$(PY) bench/api_fuzz.py
+	$(PY) bench/ws_fuzz.py
+	$(PY) bench/security_probe.py
+	$(PY) bench/results.py
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -24,6 +24,8 @@ DEFAULTS: dict[str, Any] = {
     "ACTIVITY_HTTP_REPLICAS": "http://127.0.0.1:5001,http://127.0.0.1:5011",
     "UPSTREAM_CONNECT_TIMEOUT_SECONDS": 1.0,
     "UPSTREAM_READ_TIMEOUT_SECONDS": 10.0,
+    # Every attempt of one proxied request together (reroutes included); then 504.
+    "UPSTREAM_DEADLINE_SECONDS": 15.0,
     "UPSTREAM_MAX_ATTEMPTS": 3,
     "HEALTH_INTERVAL_SECONDS": 2.0,
     "HEALTH_TIMEOUT_SECONDS": 1.0,
@@ -137,6 +139,7 @@ def _upstreams(settings: dict[str, Any]):
         ProxySettings(
             connect_timeout=settings["UPSTREAM_CONNECT_TIMEOUT_SECONDS"],
             read_timeout=settings["UPSTREAM_READ_TIMEOUT_SECONDS"],
+            deadline=settings["UPSTREAM_DEADLINE_SECONDS"],
             max_attempts=settings["UPSTREAM_MAX_ATTEMPTS"],
             retry_after_seconds=settings["RETRY_AFTER_SECONDS"],
         ),
@@ -162,7 +165,7 @@ def _shared_state(settings: dict[str, Any]) -> dict[str, Any]:
         "idempotency": IdempotencyStore(
             shards,
             settings["IDEMPOTENCY_TTL_SECONDS"],
-            settings["UPSTREAM_READ_TIMEOUT_SECONDS"] * 3,
+            settings["UPSTREAM_DEADLINE_SECONDS"] * 2,  # a claim outlives its request
         ),
         "login_guard": LoginGuard(
             shards, settings["LOGIN_FAILURES_PER_ACCOUNT"], settings["LOGIN_FAILURES_PER_ADDRESS"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass
 
 import requests
@@ -38,6 +39,9 @@ _SAFE_POSTS = {"/users/login"}
 class ProxySettings:
     connect_timeout: float = 1.0
     read_timeout: float = 10.0
+    # All attempts of one request together: with reroutes, three read timeouts would keep a
+    # client waiting 30 s; past this the gateway answers 504 instead of trying another replica.
+    deadline: float = 15.0
     max_attempts: int = 3
     retry_after_seconds: int = 5
     pool_size: int = 64
@@ -94,12 +98,21 @@ class Proxy:
         )
         tried: set[str] = set()
         last_answer: UpstreamResponse | None = None
+        deadline = time.monotonic() + self.settings.deadline
         while len(tried) < self.settings.max_attempts:
+            left = deadline - time.monotonic()
+            if left <= self.settings.connect_timeout:
+                if not last_answer:
+                    return _gateway_error(requests.Timeout("the request's deadline passed"))
+                break
             replica = pool.acquire(tried)
             if replica is None:
                 break
             tried.add(replica.url)
-            response, retry = self._attempt(replica, method, path, body, headers, idempotent)
+            read_timeout = min(self.settings.read_timeout, left)
+            response, retry = self._attempt(
+                replica, method, path, body, headers, idempotent, read_timeout
+            )
             if response is not None and not retry:
                 return response
             last_answer = response or last_answer
@@ -116,6 +129,7 @@ class Proxy:
         body: bytes,
         headers: dict[str, str],
         idempotent: bool,
+        read_timeout: float,
     ) -> tuple[UpstreamResponse | None, bool]:
         """Return (response or None, whether to try another replica)."""
         try:
@@ -124,7 +138,7 @@ class Proxy:
                 replica.url + path,
                 data=body,
                 headers=headers,
-                timeout=(self.settings.connect_timeout, self.settings.read_timeout),
+                timeout=(self.settings.connect_timeout, read_timeout),
                 allow_redirects=False,
             )
         except requests.RequestException as exc:

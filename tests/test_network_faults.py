@@ -264,3 +264,32 @@ def test_an_open_breaker_reads_half_open_once_its_reset_time_has_passed():
     assert upstream.admit()  # the trial request goes through
     upstream.release(None)
     assert upstream.breaker_state == "closed"
+
+
+def test_a_request_stops_rerouting_at_its_deadline():
+    """Three replicas that accept and never answer: one GET must not wait 3 read timeouts."""
+    import socket
+    import time
+
+    from gateway.proxy import Proxy, ProxySettings
+    from gateway.upstream import BreakerSettings, Pool
+    from gateway.upstream import Replica as Upstream
+
+    silent = [socket.create_server(("127.0.0.1", 0)) for _ in range(3)]  # listen, never read
+    try:
+        upstreams = [
+            Upstream("user_service", f"http://127.0.0.1:{s.getsockname()[1]}", BreakerSettings())
+            for s in silent
+        ]
+        settings = ProxySettings(connect_timeout=0.2, read_timeout=1.0, deadline=1.5)
+        proxy = Proxy({"user_service": Pool("user_service", upstreams)}, settings)
+        started = time.monotonic()
+        answer = proxy.forward("user_service", "GET", "/users/x/goals", b"", {})
+        took = time.monotonic() - started
+    finally:
+        for server in silent:
+            server.close()
+    assert answer.status == 504, answer.body
+    assert b"upstream_timeout" in answer.body
+    # Two attempts fit the deadline (1 s + the 0.5 s left), a third would not start.
+    assert took < settings.read_timeout * 2 + 0.5, took
