@@ -80,8 +80,17 @@ def flatmap_path_parameters(context: Any, path_parameters: dict[str, Any]) -> An
 
 @schemathesis.hook
 def flatmap_body(context: Any, body: Any) -> Any:
-    """Name the fuzzing user in a body's ``user_id`` 8 times in 10 (the rest stay generated)."""
+    """Name the fuzzing user in a body's ``user_id`` 8 times in 10 (the rest stay generated).
+
+    A ``user_id`` that is not a valid one (a negative case made it so) stays as generated:
+    replacing it would turn the case valid while schemathesis still expects a refusal.
+    """
     own = os.environ.get("FUZZ_USER_ID")
-    if not own or not isinstance(body, dict) or "user_id" not in body:
+    if not own or not isinstance(body, dict) or not _valid_user_id(body.get("user_id")):
         return st.just(body)
     return st.integers(0, 9).map(lambda n: {**body, "user_id": own} if n < OWN_SHARE else body)
+
+
+def _valid_user_id(value: Any) -> bool:
+    """The body schema's rule for ``user_id``: a string of 1 to 64 characters."""
+    return isinstance(value, str) and 1 <= len(value) <= 64
