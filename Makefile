@@ -28,7 +28,7 @@ test: install lint browser servers
 	$(PY) -m pytest
 
 # The hardening suites: each starts its own stack on free ports, prints its figures and saves
-# them in bench/results/; the last step writes the results table into the README. ~40 minutes.
+# them in bench/results/; the last step writes the results table into the README. ~20 minutes.
 bench: install servers
 	$(PY) bench/faults.py
 	$(PY) bench/load_knee.py
