@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -96,6 +97,23 @@ class LiveClient:
         self.ws.close()
 
 
+@dataclass(frozen=True)
+class Ids:
+    a_id: str
+    b_id: str
+    a_token: str
+    b_token: str
+    session_id: str
+
+
+def _pair(live_stack: LocalStack, b_gateway: int = 1) -> tuple[LiveClient, LiveClient, Ids]:
+    """Two new users in a new session: A on gateway 0 created it, B (on ``b_gateway``) joined."""
+    api = GatewayApi(live_stack)
+    (a_id, a_token), (b_id, b_token) = api.new_user(), api.new_user()
+    a, b = LiveClient(live_stack, 0, a_token), LiveClient(live_stack, b_gateway, b_token)
+    return a, b, Ids(a_id, b_id, a_token, b_token, _session(a, (b, b_id)))
+
+
 def _session(creator: LiveClient, *others: tuple[LiveClient, str]) -> str:
     creator.send(type="create_session", workout_type="hiit", name="lunch")
     session_id = creator.next("session_created")["session_id"]
@@ -107,12 +125,9 @@ def _session(creator: LiveClient, *others: tuple[LiveClient, str]) -> str:
 
 
 def test_two_instances_show_one_session_in_one_order(live_stack):
-    one, two = GatewayApi(live_stack, 0), GatewayApi(live_stack, 1)
-    (a_id, a_token), (b_id, b_token) = one.new_user(), two.new_user()
-    a, b = LiveClient(live_stack, 0, a_token), LiveClient(live_stack, 1, b_token)
-    _session(a, (b, b_id))
-    a.send(type="chat_message", user_id=a_id, message="ready?")
-    b.send(type="chat_message", user_id=b_id, message="ready!")
+    a, b, ids = _pair(live_stack)
+    a.send(type="chat_message", user_id=ids.a_id, message="ready?")
+    b.send(type="chat_message", user_id=ids.b_id, message="ready!")
     b.send(type="exercise_update", exercise="squat", sets=3, reps=12, weight_kg=60.0)
     a.send(type="propose_exercise", exercise="burpees")
     vote_id = a.next("vote_opened")["vote_id"]
@@ -123,14 +138,14 @@ def test_two_instances_show_one_session_in_one_order(live_stack):
     closed = a.next("vote_closed")
     assert (closed["yes"], closed["no"], closed["result"]) == (2, 0, "accepted")
     a.send(type="presence")
-    assert sorted(a.next("presence")["participants"]) == sorted([a_id, b_id])
+    assert sorted(a.next("presence")["participants"]) == sorted([ids.a_id, ids.b_id])
 
     last = closed["seq"]
     seen_by_a, seen_by_b = a.seen_until(last), b.seen_until(last)
     # B joined after A's own join (seq 1), and its join replayed it: both saw 1..last.
     assert [seq for seq, _, _ in seen_by_b] == list(range(1, last + 1))
     assert seen_by_a == seen_by_b
-    assert ("chat_message", b_id) in [(t, s) for _, t, s in seen_by_a]
+    assert ("chat_message", ids.b_id) in [(t, s) for _, t, s in seen_by_a]
     a.close()
     b.close()
 
@@ -160,25 +175,19 @@ def test_two_instances_show_one_session_in_one_order(live_stack):
     ],
 )
 def test_it_answers_bad_input_with_an_error_and_goes_on(live_stack, raw, code):
-    api = GatewayApi(live_stack)
-    (_a_id, a_token), (b_id, b_token) = api.new_user(), api.new_user()
-    a, b = LiveClient(live_stack, 0, a_token), LiveClient(live_stack, 1, b_token)
-    session_id = _session(a, (b, b_id))
+    a, b, ids = _pair(live_stack)
     b.send_raw(raw)
     error = b.next("error")
     assert error["code"] == code, error
     assert error["message"]
     b.send(type="chat_message", message="still here", request_id="after")
-    assert a.next("chat_message", message="still here")["session_id"] == session_id
+    assert a.next("chat_message", message="still here")["session_id"] == ids.session_id
     a.close()
     b.close()
 
 
 def test_it_limits_floods_and_refuses_strangers(live_stack):
-    api = GatewayApi(live_stack)
-    (_a_id, a_token), (b_id, b_token) = api.new_user(), api.new_user()
-    a, b = LiveClient(live_stack, 0, a_token), LiveClient(live_stack, 0, b_token)
-    _session(a, (b, b_id))
+    a, b, _ = _pair(live_stack, b_gateway=0)
     b.send(type="end_session")
     assert b.next("error")["code"] == "forbidden"
     for n in range(60):
@@ -195,10 +204,7 @@ def test_it_limits_floods_and_refuses_strangers(live_stack):
 
 
 def test_events_published_while_the_fan_out_resubscribes_still_arrive(live_stack):
-    api = GatewayApi(live_stack)
-    (_, a_token), (b_id, b_token) = api.new_user(), api.new_user()
-    a, b = LiveClient(live_stack, 0, a_token), LiveClient(live_stack, 1, b_token)
-    _session(a, (b, b_id))
+    a, b, _ = _pair(live_stack)
     state = redis.Redis.from_url(live_stack.replicas_of(STATE_REDIS)[0].url, socket_timeout=5)
     # Cut every gateway worker's subscription, as a Redis failover does; they come back ~1 s
     # later, and what was published meanwhile reached no subscriber.
@@ -215,10 +221,7 @@ def test_events_published_while_the_fan_out_resubscribes_still_arrive(live_stack
 
 
 def test_connected_participants_stay_present_beyond_the_presence_window(live_stack):
-    api = GatewayApi(live_stack)
-    (_, a_token), (b_id, b_token) = api.new_user(), api.new_user()
-    a, b = LiveClient(live_stack, 0, a_token), LiveClient(live_stack, 1, b_token)
-    _session(a, (b, b_id))
+    a, b, _ = _pair(live_stack)
     # Presence lasts 3 heartbeats (1.5 s here); only the gateways' heartbeats keep both listed.
     time.sleep(3 * 3 * float(LIVE_ENV["FITNESS_LIVE_HEARTBEAT_SECONDS"]))
     a.send(type="presence")
@@ -228,15 +231,12 @@ def test_connected_participants_stay_present_beyond_the_presence_window(live_sta
 
 
 def test_a_lost_connection_counts_as_leaving_after_the_grace_period(live_stack):
-    api = GatewayApi(live_stack)
-    (a_id, a_token), (b_id, b_token) = api.new_user(), api.new_user()
-    a, b = LiveClient(live_stack, 0, a_token), LiveClient(live_stack, 1, b_token)
-    _session(a, (b, b_id))
+    a, b, ids = _pair(live_stack)
     b.ws.sock.close()  # no close frame, no leave_session: the socket just dies
-    left = a.next("participant_left", timeout=15, sender=b_id)
+    left = a.next("participant_left", timeout=15, sender=ids.b_id)
     assert left["reason"] == "disconnected"
     a.send(type="presence")
-    assert a.next("presence")["participants"] == [a_id]
+    assert a.next("presence")["participants"] == [ids.a_id]
     a.close()
 
 
@@ -279,10 +279,7 @@ def _group_session(data_dir: Path, session_id: str) -> dict:
 
 
 def test_clients_of_a_killed_instance_reconnect_to_the_other_and_catch_up(live_stack):
-    one, two = GatewayApi(live_stack, 0), GatewayApi(live_stack, 1)
-    (_a_id, a_token), (b_id, b_token) = one.new_user(), two.new_user()
-    a, b = LiveClient(live_stack, 0, a_token), LiveClient(live_stack, 1, b_token)
-    session_id = _session(a, (b, b_id))
+    a, b, ids = _pair(live_stack)
     a.send(type="chat_message", message="before")
     last_seen = a.next("chat_message", message="before")["seq"]
     victim = live_stack.replicas_of("gateway")[0]
@@ -291,8 +288,8 @@ def test_clients_of_a_killed_instance_reconnect_to_the_other_and_catch_up(live_s
         for n in range(3):
             b.send(type="chat_message", message=f"missed {n}")
         last = b.next("chat_message", message="missed 2")["seq"]
-        again = LiveClient(live_stack, 1, a_token)
-        again.send(type="join_session", session_id=session_id, last_seq=last_seen)
+        again = LiveClient(live_stack, 1, ids.a_token)
+        again.send(type="join_session", session_id=ids.session_id, last_seq=last_seen)
         again.next("joined")
         caught_up = again.events(last)
         assert [e["seq"] for e in caught_up] == list(range(last_seen + 1, last + 1))
@@ -309,21 +306,18 @@ def test_clients_of_a_killed_instance_reconnect_to_the_other_and_catch_up(live_s
 
 
 def test_a_client_away_when_the_session_ended_still_catches_up(live_stack):
-    api = GatewayApi(live_stack)
-    (_a_id, a_token), (b_id, b_token) = api.new_user(), api.new_user()
-    a, b = LiveClient(live_stack, 0, a_token), LiveClient(live_stack, 1, b_token)
-    session_id = _session(a, (b, b_id))
+    a, b, ids = _pair(live_stack)
     b.send(type="chat_message", message="see you")
     last_seen = b.next("chat_message", message="see you")["seq"]
     b.close()
     a.send(type="chat_message", message="bye")
     a.send(type="end_session")
     ended = a.next("session_ended")["seq"]
-    back = LiveClient(live_stack, 1, b_token)
-    back.send(type="join_session", session_id=session_id, last_seq=last_seen)
+    back = LiveClient(live_stack, 1, ids.b_token)
+    back.send(type="join_session", session_id=ids.session_id, last_seq=last_seen)
     assert back.next("joined")["status"] == "ended"
     assert [kind for _, kind, _ in back.seen_until(ended)][-2:] == ["chat_message", "session_ended"]
-    back.send(type="chat_message", session_id=session_id, message="anyone?")
+    back.send(type="chat_message", session_id=ids.session_id, message="anyone?")
     assert back.next("error")["code"] == "not_joined"
     a.close()
     back.close()
