@@ -16,7 +16,6 @@ invalid data found in the stores afterwards, or a secret found in a log.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -27,6 +26,7 @@ sys.path.insert(0, str(ROOT / "tests"))  # the probes live beside the tests that
 
 from conftest import gateway_tier, make_replicas, running  # noqa: E402
 from hostile import (  # noqa: E402
+    SPEC,
     STACK_ENV,
     Tally,
     Target,
@@ -45,7 +45,6 @@ from hostile_input import (  # noqa: E402
 )
 from results import Row, Suite, save  # noqa: E402
 
-SPEC = json.loads((ROOT / "gateway" / "openapi.json").read_text())
 NOTES = (
     "security rows: succeeded = refused as expected (or plain data kept as data); "
     "lost = another user's data shown, bad data stored, or a secret in a log"

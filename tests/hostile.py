@@ -22,8 +22,11 @@ import jwt
 
 from activity_service.store import ActivityStore
 from fitness.auth import ISSUER
+from gateway.docs import SPEC_FILE
 
 TIMEOUT = 15
+# The API's own document: every probe derives its operations from it.
+SPEC = json.loads(SPEC_FILE.read_text())
 PASSWORD = "correct-horse-battery"
 SECRET = "s3cure-" + "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJ"
 # What a stack under probe needs: a known secret (to forge tokens), per-probe client addresses.

@@ -6,7 +6,6 @@ documented. A production process refuses to start without a strong token secret.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -18,6 +17,7 @@ import requests
 from conftest import free_port, gateway_tier, make_replicas, running, wait_until
 from hostile import (
     SECRET,
+    SPEC,
     STACK_ENV,
     Target,
     authorization_matrix,
@@ -31,7 +31,6 @@ from hostile import (
 from devstack.stack import LocalStack
 
 ROOT = Path(__file__).resolve().parents[1]
-SPEC = json.loads((ROOT / "gateway" / "openapi.json").read_text())
 UPGRADE = {
     "Connection": "Upgrade",
     "Upgrade": "websocket",

@@ -7,13 +7,11 @@ stores afterwards: nothing invalid may have been stored. Login brute force is co
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from conftest import gateway_tier, make_replicas, running
-from hostile import STACK_ENV, Target, new_user
+from hostile import SPEC, STACK_ENV, Target, new_user
 from hostile_input import (
     SQL_STRINGS,
     nosql_injection,
@@ -23,8 +21,6 @@ from hostile_input import (
 )
 
 from devstack.stack import LocalStack
-
-SPEC = json.loads((Path(__file__).resolve().parents[1] / "gateway/openapi.json").read_text())
 
 
 @pytest.fixture(scope="module")
