@@ -200,7 +200,10 @@ FRAME_CASES = [
     ),
     FrameCase(
         "length field claiming 2^62 bytes, then 64 KiB",
-        lambda: frame(TEXT, b"", length=2**62)[:10] + os.urandom(4) + b"x" * (SOCKET_LIMIT + 8),
+        # A zero mask keeps the payload ASCII. simple-websocket counts a text message's size
+        # in characters: under a random mask that decodes as multibyte UTF-8 (1 run in ~40) the
+        # 64 KiB stayed under the limit and the server rightly waited for the rest of 2^62.
+        lambda: frame(TEXT, b"", length=2**62)[:10] + bytes(4) + b"x" * (SOCKET_LIMIT + 8),
         "refused",
     ),
 ]
