@@ -188,4 +188,7 @@ def status():
     shards = current_app.extensions["shards"]
     live = set(shards.live_nodes())
     cache = [{"url": url, "in_ring": url in live} for url in sorted(shards.clients)]
-    return {"status": overall, "service": "gateway", "upstreams": services, "cache_nodes": cache}
+    answer = {"status": overall, "service": "gateway", "upstreams": services, "cache_nodes": cache}
+    if "live" in current_app.extensions:  # this worker's sockets: one worker answers
+        answer["live"] = current_app.extensions["live"].hub.status()
+    return answer

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import redis
+import requests
 import websocket
 from conftest import GatewayApi, gateway_tier, make_replicas, running, wait_until
 
@@ -146,6 +147,20 @@ def test_two_instances_show_one_session_in_one_order(live_stack):
     assert [seq for seq, _, _ in seen_by_b] == list(range(1, last + 1))
     assert seen_by_a == seen_by_b
     assert ("chat_message", ids.b_id) in [(t, s) for _, t, s in seen_by_a]
+    a.close()
+    b.close()
+
+
+def test_each_gateway_reports_its_sockets_and_fan_out_times(live_stack):
+    a, b, ids = _pair(live_stack)
+    a.send(type="chat_message", user_id=ids.a_id, message="timed")
+    b.next("chat_message", message="timed")
+    for gateway in live_stack.replicas_of("gateway"):
+        live = requests.get(f"{gateway.url}/status", timeout=5).json()["live"]
+        assert live["connections"] >= 1 and live["sessions"] >= 1
+        fanout = live["fanout"]
+        assert fanout["events"] >= 1 and fanout["sockets_max"] >= 1
+        assert 0 < fanout["p50_ms"] <= fanout["p99_ms"] <= fanout["max_ms"] < 1000
     a.close()
     b.close()
 

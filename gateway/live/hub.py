@@ -13,7 +13,8 @@ import json
 import logging
 import math
 import threading
-from collections import defaultdict
+import time
+from collections import defaultdict, deque
 from collections.abc import Callable
 
 import redis
@@ -26,6 +27,39 @@ log = logging.getLogger(__name__)
 
 _SESSION = f"{PREFIX}:s:"
 _USER = f"{PREFIX}:u:"
+FANOUTS_KEPT = 1000  # the recent fan-outs /status summarises
+
+
+class FanoutTimes:
+    """How long this worker took to hand recent session events to all its sockets.
+
+    Measured from the event's arrival from Redis to the last socket write returning: the
+    gateway's own share of an event's latency, told apart from Redis and from the clients.
+    """
+
+    def __init__(self, kept: int = FANOUTS_KEPT):
+        self._recent: deque[tuple[int, float]] = deque(maxlen=kept)  # (sockets, seconds)
+
+    def record(self, sockets: int, seconds: float) -> None:
+        self._recent.append((sockets, seconds))
+
+    def summary(self) -> dict[str, float | int]:
+        recent = list(self._recent)
+        times = sorted(seconds for _, seconds in recent)
+        if not times:
+            return {"events": 0}
+        return {
+            "events": len(times),
+            "sockets_max": max(sockets for sockets, _ in recent),
+            "p50_ms": _ms_at(times, 0.5),
+            "p99_ms": _ms_at(times, 0.99),
+            "max_ms": _ms_at(times, 1.0),
+        }
+
+
+def _ms_at(ordered: list[float], fraction: float) -> float:
+    """The value at ``fraction`` of ordered seconds, in milliseconds (nearest rank)."""
+    return round(ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] * 1e3, 3)
 
 
 class Hub:
@@ -38,6 +72,7 @@ class Hub:
         self._by_session: dict[str, set[Connection]] = defaultdict(set)
         self._by_user: dict[str, set[Connection]] = defaultdict(set)
         self._lock = threading.Lock()
+        self.fanouts = FanoutTimes()
 
     def add(self, connection: Connection) -> None:
         with self._lock:
@@ -70,6 +105,16 @@ class Hub:
     def local_count(self) -> int:
         with self._lock:
             return sum(len(c) for c in self._by_user.values())
+
+    def status(self) -> dict:
+        """This worker's sockets, sessions and recent fan-out times (for ``/status``)."""
+        with self._lock:
+            sessions = len(self._by_session)
+        return {
+            "connections": self.local_count(),
+            "sessions": sessions,
+            "fanout": self.fanouts.summary(),
+        }
 
     def listen(self, stopped: threading.Event) -> None:
         """Dispatch published events to local connections until ``stopped`` (reconnecting)."""
@@ -107,9 +152,11 @@ class Hub:
                 last = self._last_seq.get(session_id)
             if not targets:
                 return
+            started = time.perf_counter()
             if last is not None and seq > last + 1:
                 self._catch_up(session_id, last, targets, before=seq)
             self._pass_on(session_id, seq, message, targets)
+            self.fanouts.record(len(targets), time.perf_counter() - started)
         elif channel.startswith(_USER):
             with self._lock:
                 targets = list(self._by_user.get(channel[len(_USER) :], ()))
