@@ -61,13 +61,14 @@ class SocketWriter:
         self._sock = ws.sock
         self._send_now = _nonblocking_send(self._sock)
         self._max_pending = max_pending
+        self._name = name
         self._lock = threading.Lock()
         self._pending: deque[bytes | memoryview] = deque()
         self._busy = False  # the writer thread is writing what it took from _pending
         self._wake = threading.Event()
+        self._writer: threading.Thread | None = None
         self.closed = threading.Event()
         ws.sock = self
-        threading.Thread(target=self._drain, name=name, daemon=True).start()
 
     def write(self, message: Outgoing) -> None:
         """Write one text message now, or queue it behind what is waiting."""
@@ -141,7 +142,19 @@ class SocketWriter:
             data = memoryview(data)[sent:]
         self._pending.append(data)
         self._wake.set()
+        if self._writer is None:
+            self._start_writer()
         return len(self._pending) > self._max_pending
+
+    def _start_writer(self) -> None:
+        """Start the thread that writes queued frames, the first time one has to wait.
+
+        Most sockets never need it (their kernel buffer always has room), and every thread is a
+        greenlet, an event and some 50 objects that each full garbage collection walks: with
+        thousands of sockets per worker that is tens of milliseconds of every such pause.
+        """
+        self._writer = threading.Thread(target=self._drain, name=self._name, daemon=True)
+        self._writer.start()
 
     def _drain(self) -> None:
         while True:
