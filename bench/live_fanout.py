@@ -4,10 +4,14 @@ Starts a private stack in a temporary directory (one user_service and one activi
 replica, the state Redis and two gateway instances; free ports, embedded stores) and, for each
 N of ``--sizes``, runs two scenarios: N sockets in one session, and N sockets in sessions of
 ``--small``. Sockets are spread evenly over both gateways and over ``--clients`` client
-processes (aiohttp on uvloop). Each session gets ``--rate`` chat messages a second for
-``--seconds``, sent by its members in turn; each message carries its send time and every
-receiver (the sender included) records receive time - send time (CLOCK_MONOTONIC is
-system-wide on Linux, so times from different processes compare).
+processes (aiohttp or picows on uvloop, ``--client``). Each session gets ``--rate`` chat
+messages a second for ``--seconds``, sent by its members in turn; each message carries its
+send time and every receiver (the sender included) records receive time - send time
+(CLOCK_MONOTONIC is system-wide on Linux, so times from different processes compare).
+Under the table, each scenario's bursts (one per message sent): the slowest delivery of each;
+the gateways' own share, from the event's arrival from Redis to the last socket write
+returning, as each gateway's ``/status`` reports it; and the client processes' garbage
+collection pauses (see ``live_clients._freeze_heap``).
 
 Users are synthetic: the socket layer only verifies the JWT, so tokens are minted with the
 stack's own secret for made-up user ids. Sessions are created and their members recorded with
@@ -37,7 +41,9 @@ from functools import partial
 from pathlib import Path
 
 import aiohttp
+import picows
 import redis
+import requests
 from gateway_overhead import cpu_by_group, machine_busy_seconds
 from http_throughput import free_ports, percentile
 from live_clients import Clients
@@ -171,7 +177,7 @@ class Bench:
         layout = Layout.make(n, size, self.args.clients)
         members = {s: [layout.users[i] for i in m] for s, m in layout.by_session.items()}
         prepare_sessions(self.store, members, self.args.announce_joins)
-        clients = Clients(self.args.clients, self.args.deflate)
+        clients = Clients(self.args.clients, self.args.client, self.args.deflate)
         try:
             result = self._phases(clients, layout)
         finally:
@@ -206,6 +212,10 @@ class Bench:
         cpu = measure_cpu(groups, start, start + args.seconds)
         results = clients.collect()
         failed = sum((r["failed"] for r in [*connects, *joins]), Counter())
+        bursts: dict[float, float] = {}
+        for result in results:
+            for sent, slowest in result["burst_max"].items():
+                bursts[sent] = max(slowest, bursts.get(sent, 0.0))
         return {
             "connect": sorted(t for r in connects for t in r["times"]),
             "connect_all": connected - started,
@@ -216,9 +226,18 @@ class Bench:
             "expected": sum(len(layout.by_session[layout.session_of[i]]) for _, i in sends),
             "send_lags": sorted(x for r in results for x in r["send_lags"]),
             "loop_lags": sorted(x for r in results for x in r["loop_lags"]),
+            "gc_pauses": sorted(x for r in results for x in r["gc_pauses"]),
             "errors": sum((Counter(r["errors"]) for r in results), failed),
             "cpu": cpu,
+            "bursts": sorted(bursts.values()),
+            "gateway_fanout": [gateway_fanout(r.http_port) for r in gateways],
         }
+
+
+def gateway_fanout(port: int) -> dict:
+    """Return a gateway's own fan-out times, as its ``/status`` reports them."""
+    answer = requests.get(f"http://127.0.0.1:{port}/status", timeout=10)
+    return answer.json()["live"]["fanout"]
 
 
 def plan_sends(sessions: list[list[int]], rate: float, seconds: float, start: float):
@@ -257,8 +276,9 @@ def print_header(args) -> None:
     print(f"command: {shlex.join([sys.executable, *sys.argv])}")
     print(
         f"machine: {os.cpu_count()} CPUs, load average before start {os.getloadavg()[0]:.2f}; "
-        f"{platform.python_implementation()} {platform.python_version()}; client aiohttp "
-        f"{aiohttp.__version__} on uvloop{', offering permessage-deflate' if args.deflate else ''}"
+        f"{platform.python_implementation()} {platform.python_version()}; client "
+        f"{client_version(args.client)} on uvloop"
+        f"{', offering permessage-deflate' if args.deflate else ''}"
     )
     print(
         f"gateways: 2 x gunicorn {gateway.DEFAULTS['WORKER_CLASS']} "
@@ -283,6 +303,10 @@ def print_header(args) -> None:
     )
 
 
+def client_version(kind: str) -> str:
+    return f"aiohttp {aiohttp.__version__}" if kind == "aiohttp" else f"picows {picows.__version__}"
+
+
 def print_row(r: dict) -> None:
     """Print one scenario's figures under the header's columns (times in ms unless said)."""
     label = f"{r['n']} x1" if r["sessions"] == 1 else f"{r['n']} in {r['sessions']}x{r['size']}"
@@ -302,8 +326,21 @@ def print_row(r: dict) -> None:
     ]
     widths = [("<" if n == 0 else ">") + str(width) for n, (_, width) in enumerate(COLUMNS)]
     print("  ".join(f"{cell:{width}}" for cell, width in zip(cells, widths, strict=True)))
+    indent = " " * (COLUMNS[0][1] + 2)
+    bursts = r["bursts"]
+    slow = sum(1 for b in bursts if b > TARGET_P99_SECONDS)
+    print(
+        f"{indent}slowest delivery per burst p50/p90/max {ms(bursts, 0.5):.0f}/"
+        f"{ms(bursts, 0.9):.0f}/{ms(bursts, 1.0):.0f} ms, {slow} of {len(bursts)} bursts over "
+        f"{TARGET_P99_SECONDS * 1000:.0f} ms; gateways' own fan-out p50/p99/max "
+        + ", ".join(
+            f"{g['p50_ms']:.0f}/{g['p99_ms']:.0f}/{g['max_ms']:.0f}" for g in r["gateway_fanout"]
+        )
+        + f" ms; client GC pauses {len(r['gc_pauses'])}, longest "
+        + f"{ms(r['gc_pauses'] or [0.0], 1.0):.1f} ms"
+    )
     if r["errors"]:
-        print(f"{'':>{COLUMNS[0][1]}}  errors: {dict(r['errors'])}")
+        print(f"{indent}errors: {dict(r['errors'])}")
     sys.stdout.flush()
 
 
@@ -349,7 +386,8 @@ def parse_args() -> argparse.Namespace:
     add("--clients", type=int, default=2, help="client processes (2)")
     add("--connect-concurrency", type=int, default=100, help="connects in flight (100)")
     add("--announce-joins", action="store_true", help="do not record members before joining")
-    add("--deflate", action="store_true", help="offer permessage-deflate, as browsers do")
+    add("--client", choices=("aiohttp", "picows"), default="aiohttp", help="client library")
+    add("--deflate", action="store_true", help="offer permessage-deflate, as browsers do (aiohttp)")
     add("--find-max", action="store_true", help="bisect the largest N with p99 <= 200 ms")
     add("--find-steps", type=int, default=3, help="bisection steps (3)")
     return parser.parse_args()
