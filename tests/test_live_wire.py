@@ -80,6 +80,31 @@ def test_a_reader_that_stops_reading_is_cut_off_not_waited_for(kind):
     _in(kind, check_a_stalled_reader_is_cut_off)
 
 
+def test_a_socket_with_room_gets_no_writer_thread_until_a_frame_waits():
+    _in("gevent", check_writer_thread_only_when_needed)
+
+
+def check_writer_thread_only_when_needed() -> None:
+    server, client = socket.socketpair()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    writer = SocketWriter(_FakeServerWebSocket(server), max_pending=1000, name="lazy-writer")
+    writer.write(Outgoing("fits"))
+    assert _read_messages(client, 1) == ["fits"]
+    assert not _threads_named("lazy-writer"), "a frame the kernel took needs no writer thread"
+    for n in range(50):  # ~200 KB into a 4 KB buffer nobody reads yet: frames must wait
+        writer.write(Outgoing(f"{n}:" + "w" * 4000))
+    assert len(_threads_named("lazy-writer")) == 1
+    received = _read_messages(client, 50)
+    assert [m.split(":")[0] for m in received] == [str(n) for n in range(50)]
+    writer.finish()
+    server.close()
+    client.close()
+
+
+def _threads_named(name: str) -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate() if thread.name == name]
+
+
 def check_frames_whole_and_in_order() -> None:
     server, client = socket.socketpair()
     server.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)  # so some writes must queue
