@@ -43,7 +43,7 @@ class ClientWorker:
         self.welcomed: dict[int, asyncio.Future] = {}
         self.joined: dict[int, asyncio.Future] = {}
         self.latencies: list[float] = []
-        self.burst_max: dict[float, float] = {}  # send time -> slowest delivery of that message
+        self.burst_max: dict[str, float] = {}  # message -> its slowest delivery here
         self.errors: Counter = Counter()
         self.phase = "connect"  # errors are counted by the phase they happened in
 
@@ -141,7 +141,8 @@ class ClientWorker:
         loop_lags: list[float] = []
         pauses = _freeze_heap()
         ticker = asyncio.create_task(_tick(loop_lags))
-        message = json.dumps({"type": "chat_message", "message": "%.6f"})
+        # "<send time> <client pid>/<socket>": the time to measure, the rest to tell bursts apart
+        message = json.dumps({"type": "chat_message", "message": "%.6f %s"})
         for at, n in sends:
             if self.sockets[n] is None:
                 continue
@@ -149,7 +150,7 @@ class ClientWorker:
             sent = time.monotonic()
             send_lags.append(sent - at)
             try:
-                await self.sockets[n].send_text(message % sent)
+                await self.sockets[n].send_text(message % (sent, f"{os.getpid()}/{n}"))
             except SEND_FAILURES:
                 self.errors[f"{self.phase}: send on a closed socket"] += 1
         await asyncio.sleep(until - time.monotonic())
@@ -177,10 +178,10 @@ class ClientWorker:
         event = json.loads(text)
         kind = event["type"]
         if kind == "chat_message":
-            sent = float(event["message"])
-            latency = received - sent
+            burst = event["message"]
+            latency = received - float(burst.split()[0])
             self.latencies.append(latency)
-            self.burst_max[sent] = max(latency, self.burst_max.get(sent, 0.0))
+            self.burst_max[burst] = max(latency, self.burst_max.get(burst, 0.0))
         elif kind == "welcome":
             _settle(self.welcomed.pop(n, None), None)
         elif kind == "joined":

@@ -212,10 +212,10 @@ class Bench:
         cpu = measure_cpu(groups, start, start + args.seconds)
         results = clients.collect()
         failed = sum((r["failed"] for r in [*connects, *joins]), Counter())
-        bursts: dict[float, float] = {}
+        bursts: dict[str, float] = {}
         for result in results:
-            for sent, slowest in result["burst_max"].items():
-                bursts[sent] = max(slowest, bursts.get(sent, 0.0))
+            for burst, slowest in result["burst_max"].items():
+                bursts[burst] = max(slowest, bursts.get(burst, 0.0))
         return {
             "connect": sorted(t for r in connects for t in r["times"]),
             "connect_all": connected - started,
