@@ -187,6 +187,8 @@ def test_each_gateway_reports_its_sockets_and_fan_out_times(live_stack):
         ('{"type": "vote", "vote_id": "nope", "choice": "maybe"}', "invalid_message"),
         ('{"type": "close_vote", "vote_id": "nope"}', "no_such_vote"),
         ('{"type": "chat_message", "message": "' + "x" * 5000 + '"}', "message_too_large"),
+        # 1,139 characters, 4,439 bytes: the limit counts bytes
+        ('{"type": "chat_message", "message": "' + "\U0001f4aa" * 1100 + '"}', "message_too_large"),
     ],
 )
 def test_it_answers_bad_input_with_an_error_and_goes_on(live_stack, raw, code):

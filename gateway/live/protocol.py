@@ -121,7 +121,7 @@ MESSAGES: dict[str, type[Message]] = {
 
 def parse(raw: str | bytes, max_bytes: int) -> Message:
     """Return the message in ``raw``, or raise LiveError saying what is wrong with it."""
-    if len(raw) > max_bytes:
+    if _too_large(raw, max_bytes):
         raise LiveError("message_too_large", f"Messages are at most {max_bytes} bytes.")
     try:
         data = json.loads(raw)
@@ -141,6 +141,16 @@ def parse(raw: str | bytes, max_bytes: int) -> Message:
         raise LiveError(
             "invalid_message", "Some fields are missing or invalid.", problems
         ) from None
+
+
+def _too_large(raw: str | bytes, max_bytes: int) -> bool:
+    """Whether ``raw`` is over ``max_bytes`` of UTF-8: a text message arrives decoded, and one
+    character of it may have been up to 4 bytes on the wire."""
+    if isinstance(raw, str):
+        if len(raw) * 4 <= max_bytes:  # under the limit whatever it holds
+            return False
+        raw = raw.encode("utf-8", "surrogatepass")
+    return len(raw) > max_bytes
 
 
 def error_event(error: LiveError, request: dict[str, Any] | None = None) -> dict[str, Any]:
