@@ -76,6 +76,11 @@ GATEWAY_STATUS = {
         },
     },
     "cache_nodes": [{"url": "redis://127.0.0.1:6380/0", "in_ring": True}],
+    "live": {
+        "connections": 2,
+        "sessions": 1,
+        "fanout": {"events": 12, "sockets_max": 2, "p50_ms": 0.041, "p99_ms": 0.09, "max_ms": 0.09},
+    },
 }
 
 

@@ -294,6 +294,28 @@ RESPONSE_SCHEMAS: dict[str, Any] = {
                     },
                 ),
             },
+            "live": _object(
+                "LiveStatus",
+                {
+                    "connections": _number("WebSockets open on this worker.", "integer"),
+                    "sessions": _number("Live sessions they have joined.", "integer"),
+                    "fanout": _object(
+                        "FanoutTimes",
+                        {
+                            "events": _number("Session events timed (the last 1,000).", "integer"),
+                            "sockets_max": _number("Most sockets one event went to.", "integer"),
+                            "p50_ms": _number("Median fan-out time."),
+                            "p99_ms": _number("99th percentile fan-out time."),
+                            "max_ms": _number("Longest fan-out time."),
+                        },
+                        "How long this worker took to hand recent session events to all its "
+                        "sockets, from the event's arrival from Redis to the last socket write: "
+                        "the gateway's own share of live latency. Only `events` before the first.",
+                        required=["events"],
+                    ),
+                },
+                "The answering worker's WebSockets (each gateway worker has its own).",
+            ),
         },
     ),
     "Readiness": _object(
