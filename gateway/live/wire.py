@@ -150,7 +150,7 @@ class SocketWriter:
         """Start the thread that writes queued frames, the first time one has to wait.
 
         Most sockets never need it (their kernel buffer always has room), and every thread is a
-        greenlet, an event and some 50 objects that each full garbage collection walks: with
+        greenlet, an event and ~30 objects that each full garbage collection walks: with
         thousands of sockets per worker that is tens of milliseconds of every such pause.
         """
         self._writer = threading.Thread(target=self._drain, name=self._name, daemon=True)
