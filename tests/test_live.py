@@ -160,7 +160,8 @@ def test_each_gateway_reports_its_sockets_and_fan_out_times(live_stack):
         assert live["connections"] >= 1 and live["sessions"] >= 1
         fanout = live["fanout"]
         assert fanout["events"] >= 1 and fanout["sockets_max"] >= 1
-        assert 0 < fanout["p50_ms"] <= fanout["p99_ms"] <= fanout["max_ms"] < 1000
+        assert 0 <= fanout["p50_ms"] <= fanout["p99_ms"] <= fanout["max_ms"] < 1000
+        assert fanout["max_ms"] > 0  # a socket write was timed (microseconds, not nothing)
     a.close()
     b.close()
 
