@@ -172,21 +172,20 @@ def _in_range(value: Any, low: float, high: float) -> bool:
     return number and math.isfinite(value) and low <= value <= high
 
 
-def _is_time(value: Any) -> bool:
-    if isinstance(value, dt.datetime):
+def _is_iso(value: Any, kind: type[dt.date]) -> bool:
+    """Whether ``value`` is a ``kind`` (date or datetime) or its ISO-8601 text."""
+    if isinstance(value, kind):
         return True
     try:
-        dt.datetime.fromisoformat(str(value))
+        kind.fromisoformat(str(value))
     except ValueError:
         return False
     return True
+
+
+def _is_time(value: Any) -> bool:
+    return _is_iso(value, dt.datetime)
 
 
 def _is_date(value: Any) -> bool:
-    if isinstance(value, dt.date):
-        return True
-    try:
-        dt.date.fromisoformat(str(value))
-    except ValueError:
-        return False
-    return True
+    return _is_iso(value, dt.date)
