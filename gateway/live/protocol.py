@@ -27,15 +27,18 @@ class LiveError(Exception):
         self.fields = fields or {}
 
 
-Id = Annotated[str, Field(min_length=1, max_length=64)]
-Name = Annotated[str, Field(min_length=1, max_length=80)]
+# Text is stored (the session's timeline, on the activity store): no NUL characters, which
+# FerretDB refuses in strings (its known difference 2), and no reader wants.
+_NO_NUL = r"^[^\x00]*$"
+Id = Annotated[str, Field(min_length=1, max_length=64, pattern=_NO_NUL)]
+Name = Annotated[str, Field(min_length=1, max_length=80, pattern=_NO_NUL)]
 
 
 class Message(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     type: str
-    request_id: Annotated[str, Field(max_length=64)] | None = None
+    request_id: Annotated[str, Field(max_length=64, pattern=_NO_NUL)] | None = None
 
 
 class InSession(Message):
@@ -46,7 +49,7 @@ class InSession(Message):
 class CreateSession(Message):
     type: Literal["create_session"]
     workout_type: Literal[WORKOUT_TYPES] = "strength"
-    name: Annotated[str, Field(max_length=80)] = ""
+    name: Annotated[str, Field(max_length=80, pattern=_NO_NUL)] = ""
 
 
 class JoinSession(InSession):
@@ -61,7 +64,7 @@ class LeaveSession(InSession):
 
 class ChatMessage(InSession):
     type: Literal["chat_message"]
-    message: Annotated[str, Field(min_length=1, max_length=1000)]
+    message: Annotated[str, Field(min_length=1, max_length=1000, pattern=_NO_NUL)]
 
 
 class ExerciseUpdate(InSession):
@@ -162,9 +165,16 @@ def error_event(error: LiveError, request: dict[str, Any] | None = None) -> dict
     return event
 
 
+# Plainer words than pydantic's for the problems whose wording would puzzle a client.
+_PLAIN = {
+    "extra_forbidden": "Unknown field.",
+    "string_pattern_mismatch": "Must not contain NUL (\\u0000) characters.",
+}
+
+
 def _fields(exc: pydantic.ValidationError) -> dict[str, str]:
     found = {}
     for problem in exc.errors():
         name = ".".join(str(part) for part in problem["loc"]) or "message"
-        found[name] = "Unknown field." if problem["type"] == "extra_forbidden" else problem["msg"]
+        found[name] = _PLAIN.get(problem["type"], problem["msg"])
     return found
