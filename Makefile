@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install up test bench lint format protos openapi clean browser servers
+.PHONY: install up test bench lint format protos openapi clean browser servers tools
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,10 @@ install: $(STAMP)
 up: install
 	$(PY) -m devstack up
 
+# FerretDB, the local activity store: built once per machine from the Go module proxy into .tools/.
+tools: install
+	@$(PY) -m devstack tools
+
 # tests/test_live_page.py drives the Debian chromium in headless mode.
 browser:
 	@command -v chromium >/dev/null || { [ "$$(id -u)" -eq 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } || echo "chromium is missing: tests/test_live_page.py will skip (as root: apt-get install -y chromium)"
@@ -24,12 +28,12 @@ browser:
 servers:
 	@{ ls /usr/lib/postgresql/*/bin/initdb && test -x /usr/sbin/nginx; } >/dev/null 2>&1 || { [ "$$(id -u)" -eq 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql nginx; } || echo "postgresql/nginx missing: their tests will skip"
 
-test: install lint browser servers
+test: install lint tools browser servers
 	$(PY) -m pytest
 
 # The hardening suites: each starts its own stack on free ports, prints its figures and saves
 # them in bench/results/; the last step writes the results table into the README. ~20 minutes.
-bench: install servers
+bench: install tools servers
 	$(PY) bench/faults.py
 	$(PY) bench/load_knee.py
 	$(PY) bench/api_fuzz.py
@@ -52,4 +56,4 @@ openapi: install
 	$(PY) -m gateway.openapi
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache .tools

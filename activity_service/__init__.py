@@ -38,7 +38,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     app, settings = web.new_app(SERVICE_NAME, DEFAULTS, test_config)
 
-    store = ActivityStore(settings["MONGO_URL"], settings["DATA_DIR"])
+    store = ActivityStore(settings["MONGO_URL"])
     user_client = ServiceClient(
         split_targets(settings["USER_GRPC_TARGETS"]),
         user_pb2_grpc.UserServiceStub,
@@ -51,7 +51,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     groups = GroupSessions(store, workouts)
     app.extensions.update(store=store, workouts=workouts, goals=goals, user_client=user_client)
 
-    web.init_app(app, ready_check=store.ping)
+    web.init_app(app, ready_check=store.check_ready)
     app.register_blueprint(routes.bp)
     servicer = ActivityServicer(workouts, goals, groups)
     serving.plan_worker(
@@ -62,8 +62,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
                     servicer, server
                 )
             ],
-            ready_check=store.ping,
-            startup=[store.create_indexes],
+            ready_check=store.check_ready,
             background=[workouts.report_pending],
         ),
     )

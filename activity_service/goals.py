@@ -26,7 +26,7 @@ from typing import Any
 from pymongo.errors import DuplicateKeyError
 
 from activity_service.store import ActivityStore
-from fitness import workouts
+from fitness import mongo, workouts
 
 RECENT_DAYS = 14
 DEFAULT_SESSION_MINUTES = 30.0
@@ -49,15 +49,22 @@ class GoalRegistry:
         compensation also records the steps it undoes: a late delivery of them is ignored.
         """
         marks = [f"{saga_id}:{name}" for name in (step, *supersedes)]
-        try:
-            self.store.goals.update_one(
-                {"_id": state["goal_id"], "applied_steps": {"$ne": marks[0]}},
-                {"$set": _goal_doc(state), "$addToSet": {"applied_steps": {"$each": marks}}},
-                upsert=True,
-            )
-        except DuplicateKeyError:  # the goal exists and already has this step
-            return False
-        return True
+        change = {"$set": _goal_doc(state), "$addToSet": {"applied_steps": {"$each": marks}}}
+        update = mongo.conflict_safe(self.store.goals.update_one)
+        # A duplicate key means the filter matched nothing and the upsert's insert met the goal:
+        # either it has this step already (the second try collides again), or another step's
+        # delivery created it a moment ago (the second try updates it).
+        for _ in range(2):
+            try:
+                update(
+                    {"_id": state["goal_id"], "applied_steps": {"$ne": marks[0]}},
+                    mongo.revised(change),
+                    upsert=True,
+                )
+            except DuplicateKeyError:
+                continue
+            return True
+        return False
 
     def suggestions(self, user_id: str, today: dt.date | None = None) -> dict[str, Any]:
         """Return suggested workouts for the user's active goals (rule in the module docstring)."""

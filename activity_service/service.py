@@ -14,7 +14,7 @@ from pymongo.errors import DuplicateKeyError
 from activity_service import schemas
 from activity_service.exceptions import SessionAlreadyActive, SessionNotFound, UserNotFound
 from activity_service.store import ActivityStore
-from fitness import workouts
+from fitness import mongo, workouts
 from fitness.errors import DomainError, NotFound, PermissionDenied, Unavailable, ValidationFailed
 from fitness.rpc import ServiceClient
 from fitness.v1 import user_pb2
@@ -54,6 +54,24 @@ def session_view(doc: dict[str, Any]) -> dict[str, Any]:
         "duration": doc.get("duration"),
         "calories_burned": doc.get("calories_burned"),
     }
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def sessions_of(user_id: str) -> dict[str, Any]:
+    """Return the filter of a user's sessions (served by the ``user_id, start_time`` index)."""
+    return {"user_id": user_id}
+
+
+def ended_sessions_of(user_id: str) -> dict[str, Any]:
+    """Return the filter of a user's ended sessions, the ones statistics count."""
+    return {**sessions_of(user_id), "status": "ended"}
 
 
 class UserDirectory:
@@ -139,32 +157,44 @@ class WorkoutService:
             # Only a keyed id can collide: the same request won a race with this one.
             return session_view(self.store.sessions.find_one({"_id": session_id}))
         except Exception:
-            self.store.active_sessions.delete_one({"_id": user_id, "session_id": session_id})
+            self._release_active_slot(user_id, session_id)
             raise
         log.info("workout started", extra={"user.id": user_id, "session.id": session_id})
         return session_view(doc)
 
     def _claim_active_slot(self, user_id: str, session_id: str) -> None:
+        """Take the user's one active-session slot, or raise ``SessionAlreadyActive``.
+
+        The slot document stays once made: ending a session frees it (``session_id`` None), so
+        every change of hands is a conditional update, never a delete racing an insert.
+        """
         try:
             self.store.active_sessions.insert_one({"_id": user_id, "session_id": session_id})
             return
         except DuplicateKeyError:
             pass
         holder = self.store.active_sessions.find_one({"_id": user_id}) or {}
-        current = self.store.sessions.find_one({"_id": holder.get("session_id")})
+        held_by = holder.get("session_id")
+        current = self.store.sessions.find_one({"_id": held_by}) if held_by else None
         if current is not None and current["status"] == "active":
             raise SessionAlreadyActive(current["_id"])
-        # The slot outlived its session (a crash between ending it and freeing the slot).
-        taken = self.store.active_sessions.find_one_and_update(
-            {"_id": user_id, "session_id": holder.get("session_id")},
-            {"$set": {"session_id": session_id}},
+        # Free, or it outlived its session (a crash between ending it and freeing the slot).
+        taken = mongo.conflict_safe(self.store.active_sessions.find_one_and_update)(
+            {"_id": user_id, "session_id": held_by},
+            mongo.revised({"$set": {"session_id": session_id}}),
         )
         if taken is None:
             raise SessionAlreadyActive(self._active_session_id(user_id))
 
+    def _release_active_slot(self, user_id: str, session_id: str) -> None:
+        mongo.conflict_safe(self.store.active_sessions.update_one)(
+            {"_id": user_id, "session_id": session_id},
+            mongo.revised({"$set": {"session_id": None}}),
+        )
+
     def _active_session_id(self, user_id: str) -> str:
         holder = self.store.active_sessions.find_one({"_id": user_id}) or {}
-        return holder.get("session_id", "")
+        return holder.get("session_id") or ""
 
     def end(self, session_id: str, caller_id: str, end_time: dt.datetime | None) -> dict[str, Any]:
         """End a session; ending it again returns the first result and counts once."""
@@ -185,22 +215,24 @@ class WorkoutService:
             )
         duration = round((end_time - start_time).total_seconds() / 60.0, 2)
         calories = workouts.calories_burned(doc["workout_type"], doc["weight_kg"], duration)
-        ended = self.store.sessions.find_one_and_update(
+        ended = mongo.conflict_safe(self.store.sessions.find_one_and_update)(
             {"_id": session_id, "status": "active"},
-            {
-                "$set": {
-                    "status": "ended",
-                    "end_time": end_time,
-                    "duration": duration,
-                    "calories_burned": calories,
-                    "updated_at": utcnow(),
+            mongo.revised(
+                {
+                    "$set": {
+                        "status": "ended",
+                        "end_time": end_time,
+                        "duration": duration,
+                        "calories_burned": calories,
+                        "updated_at": utcnow(),
+                    }
                 }
-            },
+            ),
             return_document=ReturnDocument.AFTER,
         )
         if ended is None:  # another request ended it first: return what that one stored
             return session_view(self._owned_session(session_id, caller_id))
-        self.store.active_sessions.delete_one({"_id": doc["user_id"], "session_id": session_id})
+        self._release_active_slot(doc["user_id"], session_id)
         log.info("workout ended", extra={"user.id": caller_id, "session.id": session_id})
         self.report(ended)
         return session_view(ended)
@@ -247,6 +279,8 @@ class WorkoutService:
         return True
 
     def _owned_session(self, session_id: str, caller_id: str) -> dict[str, Any]:
+        if not _is_uuid(session_id):  # every session id is one; don't ask the store
+            raise SessionNotFound(session_id)
         doc = self.store.sessions.find_one({"_id": session_id})
         if doc is None:
             raise SessionNotFound(session_id)
@@ -261,9 +295,9 @@ class WorkoutService:
     def list(self, user_id: str, limit: int, offset: int) -> dict[str, Any]:
         """Return a page of the user's sessions, newest first, with the total count."""
         docs = self.store.sessions.find(
-            {"user_id": user_id}, sort=[("start_time", -1)], skip=offset, limit=limit
+            sessions_of(user_id), sort=[("start_time", -1)], skip=offset, limit=limit
         )
-        total = self.store.sessions.count_documents({"user_id": user_id})
+        total = self.store.sessions.count_documents(sessions_of(user_id))
         return {
             "workouts": [session_view(doc) for doc in docs],
             "total": total,
@@ -272,29 +306,22 @@ class WorkoutService:
         }
 
     def statistics(self, user_id: str) -> dict[str, Any]:
-        """Return totals over the user's ended sessions, computed by the database."""
-        rows = list(
-            self.store.sessions.aggregate(
-                [
-                    {"$match": {"user_id": user_id, "status": "ended"}},
-                    {
-                        "$group": {
-                            "_id": None,
-                            "total_workouts": {"$sum": 1},
-                            "total_duration": {"$sum": "$duration"},
-                            "total_calories_burned": {"$sum": "$calories_burned"},
-                        }
-                    },
-                ]
-            )
-        )
-        totals = rows[0] if rows else {}
-        count = int(totals.get("total_workouts", 0))
-        duration = round(float(totals.get("total_duration", 0.0)), 2)
+        """Return totals over the user's ended sessions.
+
+        Summed here over the two fields, not by a ``$group``: FerretDB 1.24 computes only the
+        first accumulator of a ``$group`` and returns 0 for the others.
+        """
+        fields = {"_id": 0, "duration": 1, "calories_burned": 1}
+        count, duration, calories = 0, 0.0, 0.0
+        for doc in self.store.sessions.find(ended_sessions_of(user_id), fields):
+            count += 1
+            duration += float(doc.get("duration") or 0.0)
+            calories += float(doc.get("calories_burned") or 0.0)
+        duration = round(duration, 2)
         return {
             "total_workouts": count,
             "total_duration": duration,
-            "total_calories_burned": round(float(totals.get("total_calories_burned", 0.0)), 1),
+            "total_calories_burned": round(calories, 1),
             "average_session_duration": round(duration / count, 2) if count else 0.0,
         }
 
@@ -310,8 +337,9 @@ class WorkoutService:
                 extra={"session.id": doc["_id"]},
             )
             return False
-        self.store.sessions.update_one(
-            {"_id": doc["_id"]}, {"$set": {"progress_reported": True, "updated_at": utcnow()}}
+        mongo.conflict_safe(self.store.sessions.update_one)(
+            {"_id": doc["_id"]},
+            mongo.revised({"$set": {"progress_reported": True, "updated_at": utcnow()}}),
         )
         return True
 

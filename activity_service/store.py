@@ -1,4 +1,4 @@
-"""Where workout sessions live: MongoDB collections (real or embedded) and their indexes."""
+"""Where workout sessions live: collections on a MongoDB-protocol server, and their indexes."""
 
 from __future__ import annotations
 
@@ -14,15 +14,15 @@ DATABASE_NAME = "activity"
 class ActivityStore:
     """The activity database's collections, created lazily so the factory does no I/O."""
 
-    def __init__(self, url: str, data_dir: str):
+    def __init__(self, url: str):
         self._url = url
-        self._data_dir = data_dir
         self._db: Any = None
+        self._indexed = False
 
     @property
     def db(self) -> Any:
         if self._db is None:
-            self._db = mongo.connect(self._url, self._data_dir, DATABASE_NAME)
+            self._db = mongo.connect(self._url, DATABASE_NAME)
         return self._db
 
     @property
@@ -55,3 +55,14 @@ class ActivityStore:
     def ping(self) -> None:
         """Raise unless the store answers."""
         mongo.ping(self.db)
+
+    def check_ready(self) -> None:
+        """Raise unless the store answers; create the indexes the first time it does.
+
+        Not a start-up step: a replica that starts while the store is down (a whole-stack
+        restart) must wait, not-ready, instead of failing to boot.
+        """
+        self.ping()
+        if not self._indexed:
+            self.create_indexes()
+            self._indexed = True

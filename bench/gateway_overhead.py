@@ -392,7 +392,7 @@ def make_stack(data_dir: Path, ports: list[int], args, cache_urls: list[str]) ->
         "FITNESS_LOG_LEVEL": args.log_level,
         "FITNESS_JWT_SECRET": secrets.token_urlsafe(48),  # one secret for every process
         "FITNESS_CACHE_REDIS_URLS": ",".join(cache_urls),  # empty: cache off
-        # Embedded stores in the temporary directory, whatever the caller's shell has configured.
+        # The stack's own stores in the temporary directory, whatever the caller's shell has set.
         "FITNESS_DATABASE_URL": "",
         "FITNESS_MONGO_URL": "",
         "FITNESS_ENV": "development",

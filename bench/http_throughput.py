@@ -76,7 +76,7 @@ def make_stack(data_dir: Path, workers: int, server_threads: int) -> LocalStack:
         Replica("activity_service", "activity_service-1", activity_http, activity_grpc),
     ]
     env = {"FITNESS_WORKERS": str(workers), "FITNESS_THREADS": str(server_threads)}
-    # Embedded stores in the temporary directory, whatever the caller's shell has configured.
+    # The stack's own stores in the temporary directory, whatever the caller's shell has set.
     env.update(FITNESS_DATABASE_URL="", FITNESS_MONGO_URL="", FITNESS_ENV="development")
     return LocalStack(data_dir, replicas=replicas, extra_env=env)
 

@@ -84,7 +84,7 @@ def make_stack(data_dir: Path) -> LocalStack:
     replicas.append(Replica(STATE_REDIS, "state-redis", next(ports), 0))
     replicas += [Replica("gateway", f"gateway-{n}", next(ports), 0) for n in range(1, 3)]
     env = {"FITNESS_LOG_LEVEL": "WARNING", "FITNESS_ENV": "development"}
-    # Embedded stores in the temporary directory, whatever the caller's shell has configured.
+    # The stack's own stores in the temporary directory, whatever the caller's shell has set.
     env.update(FITNESS_DATABASE_URL="", FITNESS_MONGO_URL="")
     return LocalStack(data_dir, replicas=replicas, extra_env=env)
 

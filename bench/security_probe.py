@@ -108,7 +108,8 @@ def main() -> None:
         data_dir = Path(tmp)
         replicas = make_replicas(2) + gateway_tier(2, 1)
         with running(data_dir, replicas, {**STACK_ENV, "FITNESS_LOG_LEVEL": "DEBUG"}) as stack:
-            one, two = (Target(g.url, data_dir) for g in stack.replicas_of("gateway"))
+            gateways = stack.replicas_of("gateway")
+            one, two = (Target(g.url, data_dir, stack.mongo_url) for g in gateways)
             tallies = run_probes(one, two, args.rounds)
             passwords, tokens = full_flow(one, two)
         logs = scan_logs(stack.log_dir, secret_fragments(passwords, tokens))

@@ -5,14 +5,20 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pymongo
 import redis
 import requests
+from pymongo.errors import PyMongoError
+
+from devstack import docstore
+from fitness.config import redacted
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +27,13 @@ REDIS = "redis"
 STATE_REDIS = "state_redis"
 REDIS_KINDS = (REDIS, STATE_REDIS)
 ETL = "etl"
+# The local document store: PostgreSQL, and FerretDB in front of it (see ``devstack.docstore``).
+DOCSTORE_PG = "docstore_pg"
+DOCSTORE = "docstore"
+# What needs the document store, and the order in which stages start (each waits for the last).
+_NEEDS_DOCSTORE = ("activity_service", ETL)
+_STAGES = ((DOCSTORE_PG,), (DOCSTORE,))
+_URL_SCHEMES = {REDIS: "redis", STATE_REDIS: "redis", DOCSTORE: "mongodb"}
 # The scheduler logs this once its warehouse is up: that is its readiness.
 ETL_READY_MESSAGE = "warehouse at"
 STOP_TIMEOUT_SECONDS = 15.0
@@ -37,7 +50,7 @@ class Replica:
 
     @property
     def url(self) -> str:
-        scheme = "redis" if self.service in REDIS_KINDS else "http"
+        scheme = _URL_SCHEMES.get(self.service, "http")
         return f"{scheme}://127.0.0.1:{self.http_port}"
 
     @property
@@ -45,9 +58,25 @@ class Replica:
         return f"127.0.0.1:{self.grpc_port}"
 
 
+def free_port() -> int:
+    """Return a TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def docstore_replicas(pg_port: int = 0, port: int = 0) -> list[Replica]:
+    """Return the local document store's two processes (0: a free port)."""
+    return [
+        Replica(DOCSTORE_PG, "docstore-pg", pg_port or free_port(), 0),
+        Replica(DOCSTORE, "docstore", port or free_port(), 0),
+    ]
+
+
 def default_replicas() -> list[Replica]:
     """Return the documented local topology: two replicas of each service."""
     return [
+        *docstore_replicas(5433, 27017),
         Replica("user_service", "user_service-1", 5000, 50051),
         Replica("user_service", "user_service-2", 5010, 50061),
         Replica("activity_service", "activity_service-1", 5001, 50052),
@@ -71,6 +100,34 @@ class LocalStack:
     extra_env: dict[str, str] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        """Run a local document store for the services that need one, unless given a URL."""
+        kinds = {replica.service for replica in self.replicas}
+        wanted = self.external_mongo_url is None and kinds & set(_NEEDS_DOCSTORE)
+        if wanted and DOCSTORE not in kinds:
+            self.replicas = [*docstore_replicas(), *self.replicas]
+        elif not wanted:
+            self.replicas = [r for r in self.replicas if r.service not in (DOCSTORE, DOCSTORE_PG)]
+
+    @property
+    def external_mongo_url(self) -> str | None:
+        """Return the ``FITNESS_MONGO_URL`` the stack was given (None: it runs its own store)."""
+        # An empty value in extra_env says "the stack's own", whatever the shell has set.
+        if "FITNESS_MONGO_URL" in self.extra_env:
+            return self.extra_env["FITNESS_MONGO_URL"] or None
+        return os.environ.get("FITNESS_MONGO_URL") or None
+
+    @property
+    def mongo_url(self) -> str:
+        """Return the document store's URL, as the services get it."""
+        if (external := self.external_mongo_url) is not None:
+            return external
+        return self.replicas_of(DOCSTORE)[0].url + "/"
+
+    def postgres(self, replica: Replica) -> docstore.EmbeddedPostgres:
+        """Return the document store's PostgreSQL server (``replica`` is its process)."""
+        return docstore.EmbeddedPostgres(self.data_dir / replica.name, replica.http_port)
+
     def env(self) -> dict[str, str]:
         """Return the environment every process of the stack gets."""
         env = dict(os.environ)
@@ -86,6 +143,8 @@ class LocalStack:
         if state := self._urls(STATE_REDIS):
             env["FITNESS_STATE_REDIS_URL"] = state
         env.update(self.extra_env)
+        if self.replicas_of(DOCSTORE) or self.external_mongo_url:
+            env["FITNESS_MONGO_URL"] = self.mongo_url
         return env
 
     def _targets(self, service: str) -> str:
@@ -117,29 +176,70 @@ class LocalStack:
         )
 
     def start(self) -> None:
-        """Migrate, start every replica and wait until all are ready."""
+        """Start the stores, migrate, start every replica and wait until all are ready."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        staged = {kind for stage in _STAGES for kind in stage}
+        for stage in _STAGES:
+            self._start_and_wait([r for r in self.replicas if r.service in stage])
+        self.check_mongo()
         self.migrate()
-        for replica in self.replicas:
+        self._start_and_wait([r for r in self.replicas if r.service not in staged])
+
+    def _start_and_wait(self, replicas: list[Replica]) -> None:
+        for replica in replicas:
             self.start_replica(replica)
-        for replica in self.replicas:
+        for replica in replicas:
             self.wait_ready(replica)
+            if replica.service == DOCSTORE_PG:
+                self.postgres(replica).finish()
+
+    def check_prerequisites(self) -> None:
+        """Raise ``DocstoreUnavailable`` unless the document store can be had (builds FerretDB)."""
+        if self.replicas_of(DOCSTORE):
+            docstore.ferretdb_binary()
+        elif self.external_mongo_url is not None:
+            self.check_mongo()
+
+    def check_mongo(self) -> None:
+        """Raise ``DocstoreUnavailable`` (one line) unless the document store answers."""
+        if not self.env().get("FITNESS_MONGO_URL"):
+            return
+        try:
+            _mongo_client(self.mongo_url).admin.command("ping")
+        except PyMongoError as exc:
+            raise docstore.DocstoreUnavailable(
+                f"the document store at {redacted(self.mongo_url)} does not answer "
+                f"({type(exc).__name__}); start it or change FITNESS_MONGO_URL"
+            ) from None
 
     def start_replica(self, replica: Replica) -> subprocess.Popen:
         """Start one replica (again) as a process of its own."""
+        command = self._command(replica)
         with self.log_path(replica.name).open("ab") as log_file:
             process = subprocess.Popen(
-                self._command(replica),
+                command,
                 env=self.env(),
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                user=self.postgres(replica).run_as if replica.service == DOCSTORE_PG else None,
             )
         self.processes[replica.name] = process
         return process
 
     def _command(self, replica: Replica) -> list[str]:
+        if replica.service == DOCSTORE_PG:
+            server = self.postgres(replica)
+            server.prepare()
+            return server.command()
+        if replica.service == DOCSTORE:
+            (pg,) = self.replicas_of(DOCSTORE_PG)
+            state = self.data_dir / replica.name
+            pg_url = self.postgres(pg).url()
+            return docstore.ferretdb_command(
+                docstore.ferretdb_binary(), pg_url, replica.http_port, state
+            )
         if replica.service in REDIS_KINDS:
             return _redis_command(replica, self.data_dir / replica.name)
         if replica.service == ETL:
@@ -156,10 +256,19 @@ class LocalStack:
             process = self.processes.get(replica.name)
             if process is not None and process.poll() is not None:
                 raise RuntimeError(f"{replica.name} exited; see {self.log_path(replica.name)}")
-            if _is_ready(replica, self.log_path(replica.name)):
+            if replica.service == DOCSTORE_PG:
+                ready = self.postgres(replica).is_ready()
+            else:
+                ready = _is_ready(replica, self.log_path(replica.name))
+            if ready:
                 return
             time.sleep(0.1)
         raise TimeoutError(f"{replica.name} not ready after {timeout}s")
+
+    def _stop_signal(self, name: str) -> int:
+        # PostgreSQL's SIGTERM waits for every client to leave; SIGINT is its fast shutdown.
+        kinds = {r.name: r.service for r in self.replicas}
+        return signal.SIGINT if kinds.get(name) == DOCSTORE_PG else signal.SIGTERM
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         """Send ``sig`` to a replica's whole process group and wait for it to go."""
@@ -170,9 +279,9 @@ class LocalStack:
 
     def stop(self) -> None:
         """Stop every process gracefully (SIGTERM), killing what does not stop in time."""
-        for process in self.processes.values():
+        for name, process in self.processes.items():
             if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
+                os.killpg(process.pid, self._stop_signal(name))
         deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
         for process in self.processes.values():
             try:
@@ -200,9 +309,20 @@ def _redis_command(replica: Replica, data_dir: Path) -> list[str]:
     return [*command, "--appendonly", "yes", "--appendfsync", "everysec", "--dir", str(data_dir)]
 
 
+def _mongo_client(url: str) -> pymongo.MongoClient:
+    return pymongo.MongoClient(url, serverSelectionTimeoutMS=1000, connectTimeoutMS=1000)
+
+
 def _is_ready(replica: Replica, log_path: Path) -> bool:
     if replica.service == ETL:
         return log_path.exists() and ETL_READY_MESSAGE in log_path.read_text(errors="replace")
+    if replica.service == DOCSTORE:
+        with _mongo_client(replica.url) as client:
+            try:
+                client.admin.command("ping")
+            except PyMongoError:
+                return False
+            return True
     try:
         if replica.service in REDIS_KINDS:
             return bool(redis.Redis.from_url(replica.url, socket_timeout=1).ping())

@@ -15,8 +15,8 @@ import psycopg2
 
 from etl import DEFAULTS, EtlError, report, schema
 from etl.views import REPORTS
-from etl.warehouse import Warehouse, redacted
-from fitness.config import load_settings
+from etl.warehouse import Warehouse
+from fitness.config import load_settings, redacted
 
 Command = Callable[[dict[str, Any], Warehouse, argparse.Namespace], int]
 

@@ -11,8 +11,9 @@ from typing import Any
 
 from etl import SERVICE_NAME, pipeline, report, schedule
 from etl.sources import Source, default_sources
-from etl.warehouse import Warehouse, redacted
+from etl.warehouse import Warehouse
 from fitness import logs
+from fitness.config import redacted
 
 log = logging.getLogger("etl")
 

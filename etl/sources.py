@@ -1,15 +1,17 @@
 """Extract: read what changed since a watermark, in batches, from the services' stores.
 
-Every source is read in (updated_at, key) order from the last position a run committed, up to a
-cutoff a little in the past, so each row is read once per change and a run can stop anywhere.
-SQL sources stream one query (a server-side cursor on PostgreSQL). MongoDB sources ask for one
-batch at a time (sort + limit from the last position): the embedded engine returns whole result
-lists, and on a real server the ``updated_at`` index answers each batch directly.
+Every source is read from the last position a run committed, up to a cutoff a little in the
+past, so each row is read once per change. A run commits once, at its end, with the highest
+position it read. SQL sources stream one query in (updated_at, key) order (a server-side cursor on
+PostgreSQL). MongoDB sources stream one unsorted cursor over the same range: MongoDB answers it
+from the ``updated_at`` index; FerretDB filters ranges itself (it pushes down only equality), so
+one pass over the collection is its best, where a query per batch would be a pass per batch.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +48,7 @@ class SourceMissing(EtlError):
 
 
 def as_utc(moment: dt.datetime) -> dt.datetime:
-    """Return ``moment`` as an aware UTC time (SQLite and the embedded engine give naive UTC)."""
+    """Return ``moment`` as an aware UTC time (SQLite gives naive UTC)."""
     return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
 
 
@@ -75,7 +77,11 @@ class Source(Protocol):
     name: str
 
     def batches(self, since: Watermark, until: dt.datetime) -> Iterator[Batch]:
-        """Yield the rows changed after ``since`` and at or before ``until``, in order."""
+        """Yield the rows changed after ``since`` and at or before ``until``.
+
+        Each batch carries the highest position among its rows; the order of rows across batches
+        is the source's (the run keeps the highest position it saw).
+        """
 
     def fetch(self, keys: Sequence[str]) -> list[dict[str, Any]]:
         """Return the current rows with these keys (to retry rejected ones)."""
@@ -124,7 +130,7 @@ class SqlSource:
 
 
 class MongoSource:
-    """A collection of the activity database (pymongo or the embedded engine)."""
+    """A collection of the activity database, on MongoDB or FerretDB."""
 
     def __init__(self, name: str, db: Any, size: int):
         self.name = name
@@ -134,21 +140,10 @@ class MongoSource:
     def batches(self, since: Watermark, until: dt.datetime) -> Iterator[Batch]:
         if not has_collection(self.db, self.name):
             return  # e.g. group_sessions before live group workouts save any
-        position = since
-        while True:
-            rows = list(
-                self.db[self.name].find(
-                    _after(position, until),
-                    sort=[("updated_at", 1), ("_id", 1)],
-                    limit=self.batch_size,
-                )
-            )
-            if not rows:
-                return
-            position = Watermark(as_utc(rows[-1]["updated_at"]), str(rows[-1]["_id"]))
-            yield Batch(rows, position)
-            if len(rows) < self.batch_size:
-                return
+        cursor = self.db[self.name].find(_after(since, until), batch_size=self.batch_size)
+        with cursor:
+            while rows := list(itertools.islice(cursor, self.batch_size)):
+                yield Batch(rows, max(_position(row) for row in rows))
 
     def fetch(self, keys: Sequence[str]) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
@@ -158,6 +153,10 @@ class MongoSource:
             chunk = list(keys[start : start + _FETCH_CHUNK])
             rows += list(self.db[self.name].find({"_id": {"$in": chunk}}))
         return rows
+
+
+def _position(row: dict[str, Any]) -> Watermark:
+    return Watermark(as_utc(row["updated_at"]), str(row["_id"]))
 
 
 def _after(position: Watermark, until: dt.datetime) -> dict[str, Any]:
@@ -171,9 +170,7 @@ def _after(position: Watermark, until: dt.datetime) -> dict[str, Any]:
 
 
 def has_collection(db: Any, name: str) -> bool:
-    """Tell whether collection ``name`` exists, without creating it (the embedded engine would)."""
-    if isinstance(db, mongo.EmbeddedDatabase):
-        return name in db.run(lambda raw: raw.list_collection_names(), exclusive=False)
+    """Tell whether collection ``name`` exists, without creating it."""
     return bool(db.list_collection_names(filter={"name": name}))
 
 
@@ -192,14 +189,17 @@ def user_engine(settings: dict[str, Any]) -> Engine:
 
 
 def activity_db(settings: dict[str, Any]) -> Any:
-    """Return the activity database, with the ETL's longer timeout on the embedded engine."""
+    """Return the activity database, with the ETL's longer timeout per network read.
+
+    FerretDB finds the first batch of a range only after scanning past what it skips, so a big
+    store may take a while to answer it.
+    """
     from activity_service.store import DATABASE_NAME
 
-    db = mongo.connect(settings["MONGO_URL"], settings["DATA_DIR"], DATABASE_NAME)
-    if isinstance(db, mongo.EmbeddedDatabase):
-        # Range queries scan the whole collection there; give big stores time to answer.
-        db.timeout = settings["ETL_SOURCE_TIMEOUT_SECONDS"]
-    return db
+    if not mongo.is_server_url(settings["MONGO_URL"]):
+        raise SourceMissing(mongo.NOT_CONFIGURED)
+    timeout_ms = int(settings["ETL_SOURCE_TIMEOUT_SECONDS"] * 1000)
+    return mongo.connect(settings["MONGO_URL"], DATABASE_NAME, socketTimeoutMS=timeout_ms)
 
 
 def default_sources(settings: dict[str, Any]) -> list[Source]:

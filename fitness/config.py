@@ -7,6 +7,7 @@ same thing everywhere (the README lists them all).
 from __future__ import annotations
 
 import os
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -59,3 +60,12 @@ def load_settings(
 def split_targets(value: str) -> list[str]:
     """Split a comma-separated list of ``host:port`` targets."""
     return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def redacted(url: str) -> str:
+    """Return ``url`` with its password, if any, masked (for printing and logging)."""
+    parts = urllib.parse.urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":****@", 1)
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))

@@ -1,152 +1,117 @@
-"""The one way into MongoDB: pymongo against a real server, or an embedded engine on disk.
+"""The one way into the document store: pymongo against a server that speaks the MongoDB protocol.
 
-With a ``mongodb://`` (or ``mongodb+srv://``) URL the services use pymongo with retryable writes.
-Without one they use ``litemongo`` (a pymongo-compatible engine over SQLite files) under
-``DATA_DIR/mongo``, through the same collection methods. litemongo alone loses updates when
-two processes read-modify-write at once, and its client can't cross threads. So each process runs
-every embedded operation on one dedicated thread that owns the client, holding a file lock on the
-database (shared for reads, exclusive for writes): each operation is then atomic across threads
-and replica processes, as it is on a real server. One client per process also keeps litemongo's
-in-memory query indexes warm; they are rebuilt only after another process writes.
+Locally that server is FerretDB (``devstack.docstore`` runs it); deployed, a MongoDB replica set.
+Either way the services get a ``mongodb://`` URL, one long-lived client per process (pymongo's
+pool is thread-safe), retryable writes where the server supports them, and a timeout on every
+step of every operation. There is no embedded fallback: without a URL nothing starts.
+
+Every update bumps the document's revision (:func:`revised`) and runs through
+:func:`conflict_safe`. MongoDB applies each single-document update atomically and retries its
+own write conflicts; FerretDB v1 does not (it reads, changes and writes back a document in
+separate steps). The local store therefore refuses a write whose revision is stale
+(``devstack.docstore.STORE_TRIGGERS``), and the write is simply sent again: it reads afresh.
 """
 
 from __future__ import annotations
 
-import fcntl
-import os
-import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pymongo
+import tenacity
+from pymongo.errors import ConnectionFailure, OperationFailure
+
+from fitness.errors import Unavailable
 
 SERVER_SELECTION_TIMEOUT_MS = 3000
-SOCKET_TIMEOUT_MS = 5000
-OPERATION_TIMEOUT_SECONDS = 10.0
+CONNECT_TIMEOUT_MS = 3000
+SOCKET_TIMEOUT_MS = 10_000
+MAX_POOL_SIZE = 50
+REVISION = "_rev"
+# How long a write may keep losing races before the client gets a 503 (16 writers on one
+# document settle within about a second).
+WRITE_CONFLICT_SECONDS = 5.0
+_WRITE_CONFLICT = 112  # MongoDB's code; FerretDB reports PostgreSQL's SQLSTATE in the message
+_FERRETDB_CONFLICT = "SQLSTATE 40001"
+# Server-side codes that mean "the store can't serve now", not "the request is wrong":
+# InternalError (how FerretDB reports its PostgreSQL being down), host unreachable/not found,
+# network timeout, shutdown in progress, primary stepped down, time limit exceeded, interrupted
+# at shutdown or by a replica-set change, and MaxTimeMSExpired.
+_OUTAGE_CODES = frozenset({1, 6, 7, 50, 89, 91, 189, 262, 11600, 11602})
 
-_WRITE_METHODS = {
-    "insert_one",
-    "insert_many",
-    "update_one",
-    "update_many",
-    "replace_one",
-    "delete_one",
-    "delete_many",
-    "find_one_and_update",
-    "find_one_and_delete",
-    "find_one_and_replace",
-    "create_index",
-    "drop",
-}
-_READ_METHODS = {"find_one", "count_documents", "distinct", "index_information"}
-_CURSOR_METHODS = {"find", "aggregate"}
+Result = TypeVar("Result")
+
+
+NOT_CONFIGURED = "FITNESS_MONGO_URL must be a mongodb:// URL (make up starts FerretDB and sets it)"
+
+
+class StoreNotConfigured(ValueError):
+    """No ``mongodb://`` URL was given, so there is no store to talk to."""
+
+
+class StoreUnavailable(Unavailable):
+    """The document store did not answer in time: the request may be retried (503)."""
+
+    code = "store_unavailable"
+
+    def response_headers(self) -> dict[str, str]:
+        return {"Retry-After": "1"}
 
 
 def is_server_url(url: str) -> bool:
-    """Tell whether ``url`` names a real MongoDB deployment."""
+    """Tell whether ``url`` names a MongoDB-protocol deployment."""
     return url.startswith(("mongodb://", "mongodb+srv://"))
 
 
-def connect(url: str, data_dir: str, database: str) -> Any:
-    """Return the database ``database``: on the server at ``url``, or embedded under data_dir."""
-    if is_server_url(url):
-        client = pymongo.MongoClient(
-            url,
-            retryWrites=True,
-            serverSelectionTimeoutMS=SERVER_SELECTION_TIMEOUT_MS,
-            connectTimeoutMS=SERVER_SELECTION_TIMEOUT_MS,
-            socketTimeoutMS=SOCKET_TIMEOUT_MS,
-            tz_aware=True,
-        )
-        return client[database]
-    return EmbeddedDatabase(Path(data_dir) / "mongo", database)
+def connect(url: str, database: str, **options: Any) -> Any:
+    """Return database ``database`` on the server at ``url`` (options override the defaults)."""
+    if not is_server_url(url):
+        raise StoreNotConfigured(NOT_CONFIGURED)
+    settings = {
+        "retryWrites": True,
+        "serverSelectionTimeoutMS": SERVER_SELECTION_TIMEOUT_MS,
+        "connectTimeoutMS": CONNECT_TIMEOUT_MS,
+        "socketTimeoutMS": SOCKET_TIMEOUT_MS,
+        "maxPoolSize": MAX_POOL_SIZE,
+        "tz_aware": True,
+        "appname": "fitness",
+        **options,
+    }
+    return pymongo.MongoClient(url, **settings)[database]
 
 
 def ping(db: Any) -> None:
-    """Raise unless the database answers."""
+    """Raise unless the server answers."""
     db.command("ping")
 
 
-class EmbeddedDatabase:
-    """A litemongo database made safe for many threads and processes (see the module doc)."""
-
-    def __init__(self, root: Path, name: str, timeout: float = OPERATION_TIMEOUT_SECONDS):
-        root.mkdir(parents=True, exist_ok=True)
-        self.root = root
-        self.name = name
-        self.timeout = timeout
-        self._lock_path = root / f"{name}.lock"
-        self._executor: ThreadPoolExecutor | None = None
-        self._executor_pid = 0
-        self._setup_lock = threading.Lock()
-        self._fd = -1
-        self._client: Any = None
-
-    def __getitem__(self, name: str) -> EmbeddedCollection:
-        return EmbeddedCollection(self, name)
-
-    def get_collection(self, name: str) -> EmbeddedCollection:
-        return self[name]
-
-    def command(self, name: str) -> dict[str, Any]:
-        """Answer ``ping`` after touching the store, as a server would."""
-        if name != "ping":
-            raise NotImplementedError(f"embedded engine has no command {name!r}")
-        self.run(lambda db: db.list_collection_names(), exclusive=False)
-        return {"ok": 1.0}
-
-    def run(self, operation: Callable[[Any], Any], exclusive: bool) -> Any:
-        """Run ``operation(db)`` on the store thread under the file lock and return its result."""
-        future = self._store_thread().submit(self._run_locked, operation, exclusive)
-        return future.result(timeout=self.timeout)
-
-    def _store_thread(self) -> ThreadPoolExecutor:
-        with self._setup_lock:
-            if self._executor is None or self._executor_pid != os.getpid():
-                # A forked child must not reuse its parent's thread or client.
-                self._executor = ThreadPoolExecutor(1, thread_name_prefix="embedded-mongo")
-                self._executor_pid = os.getpid()
-                self._fd, self._client = -1, None
-            return self._executor
-
-    def _run_locked(self, operation: Callable[[Any], Any], exclusive: bool) -> Any:
-        if self._client is None:
-            from litemongo import MongoClient  # imported lazily: only the default needs it
-
-            self._fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-            self._client = MongoClient(str(self.root))
-        fcntl.flock(self._fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-        try:
-            return operation(self._client[self.name])
-        finally:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
+def revised(update: dict[str, Any]) -> dict[str, Any]:
+    """Return ``update`` also bumping the document's revision (every update must)."""
+    return {**update, "$inc": {**update.get("$inc", {}), REVISION: 1}}
 
 
-class EmbeddedCollection:
-    """A collection whose every pymongo method runs on the store thread under the lock."""
+def is_write_conflict(error: BaseException) -> bool:
+    """Tell whether ``error`` is a write that lost a race and may simply be sent again."""
+    if not isinstance(error, OperationFailure):
+        return False
+    return error.code == _WRITE_CONFLICT or _FERRETDB_CONFLICT in str(error)
 
-    def __init__(self, database: EmbeddedDatabase, name: str):
-        self._database = database
-        self.name = name
 
-    def __getattr__(self, method: str):
-        if method in _WRITE_METHODS:
-            return self._call(method, exclusive=True, materialise=False)
-        if method in _READ_METHODS:
-            return self._call(method, exclusive=False, materialise=False)
-        if method in _CURSOR_METHODS:
-            return self._call(method, exclusive=False, materialise=True)
-        raise AttributeError(f"embedded collection does not support {method!r}")
+def conflict_safe(operation: Callable[..., Result]) -> Callable[..., Result]:
+    """Return ``operation`` sent again (after a short random pause) while it loses races."""
+    return tenacity.retry(
+        retry=tenacity.retry_if_exception(is_write_conflict),
+        stop=tenacity.stop_after_delay(WRITE_CONFLICT_SECONDS),
+        wait=tenacity.wait_random_exponential(multiplier=0.002, max=0.05),
+        reraise=True,
+    )(operation)
 
-    def _call(self, method: str, exclusive: bool, materialise: bool):
-        def call(*args, **kwargs):
-            def operation(db):
-                result = getattr(db[self.name], method)(*args, **kwargs)
-                # Cursors are read inside the lock; callers only iterate them, as with pymongo.
-                return list(result) if materialise else result
 
-            return self._database.run(operation, exclusive)
-
-        return call
+def as_domain_error(error: Exception) -> Unavailable | None:
+    """Return the 503 a store outage means, or None when ``error`` is not one (a bug)."""
+    if is_write_conflict(error):  # first: FerretDB reports it as an InternalError too
+        return StoreUnavailable("The activity store is busy with this record; try again.")
+    outage = isinstance(error, OperationFailure) and error.code in _OUTAGE_CODES
+    if isinstance(error, ConnectionFailure) or outage:
+        return StoreUnavailable("The activity store is not answering; try again shortly.")
+    return None

@@ -13,7 +13,7 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from fitness import logs
+from fitness import logs, mongo
 from fitness.errors import DomainError, Unavailable, error_metadata, from_rpc_error
 
 log = logging.getLogger(__name__)
@@ -58,10 +58,15 @@ def _run_logged(behaviour, method: str, request, context):
         code = err.grpc_status
         context.set_trailing_metadata(error_metadata(err))
         context.abort(err.grpc_status, err.message)
-    except Exception:
+    except Exception as exc:
         if context.code() not in (None, grpc.StatusCode.OK):
             code = context.code()
             raise
+        if (outage := mongo.as_domain_error(exc)) is not None:
+            code = outage.grpc_status
+            log.warning("store outage in %s: %s", method, exc)
+            context.set_trailing_metadata(error_metadata(outage))
+            context.abort(outage.grpc_status, outage.message)
         code = grpc.StatusCode.INTERNAL
         log.exception("unhandled error in %s", method)
         context.abort(grpc.StatusCode.INTERNAL, "internal error")

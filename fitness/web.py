@@ -13,7 +13,7 @@ from flask import Flask, current_app, g, jsonify, request
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from fitness import auth, logs
+from fitness import auth, logs, mongo
 from fitness.config import load_settings
 from fitness.errors import DomainError, ValidationFailed
 
@@ -140,6 +140,9 @@ def _http_error(error: HTTPException):
 
 
 def _unexpected_error(error: Exception):
+    if (outage := mongo.as_domain_error(error)) is not None:
+        log.warning("store outage: %s", error)
+        return _domain_error(outage)
     log.exception("unhandled error: %s", error)
     return error_response(500, "internal_error", "Something went wrong on our side; try again.")
 

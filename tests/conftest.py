@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
-import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -13,16 +13,22 @@ from pathlib import Path
 import pytest
 import requests
 
-from devstack.stack import REDIS, STATE_REDIS, LocalStack, Replica
+from devstack.stack import REDIS, STATE_REDIS, LocalStack, Replica, free_port
+from fitness import mongo
 
 TIMEOUT = 10
+__all__ = ["free_port"]  # tests import it from here
 
 
-def free_port() -> int:
-    """Return a TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def activity_db(stack: LocalStack):
+    """Return the stack's activity database, through pymongo as the services reach it."""
+    return _activity_db(stack.mongo_url)
+
+
+@functools.cache
+def _activity_db(url: str):
+    # One client per store for the whole session: each client runs its own monitor threads.
+    return mongo.connect(url, "activity")
 
 
 def make_replicas(count: int = 2) -> list[Replica]:

@@ -14,6 +14,7 @@ import uuid
 from pathlib import Path
 
 import sqlalchemy
+from conftest import activity_db
 
 from fitness import mongo
 from user_service.models import Goal, User
@@ -24,11 +25,6 @@ CLI_TIMEOUT = 60
 def ago(**delta) -> dt.datetime:
     """Return the time ``delta`` ago."""
     return dt.datetime.now(dt.UTC) - dt.timedelta(**delta)
-
-
-def activity_db(stack):
-    """Return the stack's activity database (the embedded engine)."""
-    return mongo.connect("", str(stack.data_dir), "activity")
 
 
 def insert_sessions(stack, cases: list[tuple[str, dict]]) -> list[tuple[str, str]]:
@@ -60,7 +56,7 @@ def insert_sessions(stack, cases: list[tuple[str, dict]]) -> list[tuple[str, str
 def update_session(stack, session_id: str, **fields) -> None:
     """Change a session straight in the activity store, as an edit through the service would."""
     fields["updated_at"] = dt.datetime.now(dt.UTC)
-    activity_db(stack)["sessions"].update_one({"_id": session_id}, {"$set": fields})
+    activity_db(stack)["sessions"].update_one({"_id": session_id}, mongo.revised({"$set": fields}))
 
 
 def user_db(stack) -> sqlalchemy.Engine:
@@ -106,6 +102,7 @@ def cli(settings: dict, *args: str, **env: str) -> subprocess.Popen:
     environment = {
         **os.environ,
         "FITNESS_DATA_DIR": settings["DATA_DIR"],
+        "FITNESS_MONGO_URL": settings["MONGO_URL"],
         "FITNESS_WAREHOUSE_URL": settings["WAREHOUSE_URL"],
         "FITNESS_ETL_SETTLE_SECONDS": "0",
         "PYTHONUNBUFFERED": "1",

@@ -176,8 +176,8 @@ def campaign_on(
         runs[name] = run(stack, who, report_dir, examples, seed_value=seed_value)
     return Campaign(
         runs,
-        fuzz_records.invalid_records(stack.data_dir),
-        fuzz_records.count_records(stack.data_dir),
+        fuzz_records.invalid_records(stack.data_dir, stack.mongo_url),
+        fuzz_records.count_records(stack.data_dir, stack.mongo_url),
     )
 
 

@@ -2,7 +2,7 @@
 
 A fuzzer that gets only 4xx answers has still found a bug if something invalid was stored on
 the way (a half-validated write, a field the schema forgot). So the fuzz suites read the user
-database (SQLite, through SQLAlchemy) and the embedded MongoDB (through ``fitness.mongo``)
+database (SQLite, through SQLAlchemy) and the activity store (through ``fitness.mongo``)
 directly, and every record that breaks a rule is reported with the rule it breaks.
 """
 
@@ -29,12 +29,12 @@ MAX_TARGET = 10_000_000
 MAX_MINUTES = 24 * 60
 
 
-def invalid_records(data_dir: Path) -> list[str]:
+def invalid_records(data_dir: Path, mongo_url: str) -> list[str]:
     """Return one line per stored record that breaks a domain rule (empty: all valid)."""
-    return [*_user_db_problems(data_dir / "users.db"), *_activity_problems(data_dir)]
+    return [*_user_db_problems(data_dir / "users.db"), *_activity_problems(mongo_url)]
 
 
-def count_records(data_dir: Path) -> dict[str, int]:
+def count_records(data_dir: Path, mongo_url: str) -> dict[str, int]:
     """Return how many records each store holds (printed next to the fuzzing figures)."""
     engine = create_engine(f"sqlite:///{data_dir / 'users.db'}")
     with engine.connect() as conn:
@@ -43,7 +43,7 @@ def count_records(data_dir: Path) -> dict[str, int]:
             for table in ("users", "goals")
         }
     engine.dispose()
-    db = mongo.connect("", str(data_dir), "activity")
+    db = mongo.connect(mongo_url, "activity")
     for name in ("sessions", "goals", "group_sessions"):
         counts[f"activity.{name}"] = db[name].count_documents({})
     return counts
@@ -93,8 +93,8 @@ def _goal_rules(goal: dict[str, Any], user_ids: set[str]) -> Iterator[str]:
         yield f"status {goal['status']!r} unknown"
 
 
-def _activity_problems(data_dir: Path) -> Iterator[str]:
-    db = mongo.connect("", str(data_dir), "activity")
+def _activity_problems(mongo_url: str) -> Iterator[str]:
+    db = mongo.connect(mongo_url, "activity")
     for doc in db["sessions"].find({}):
         yield from (f"workout {doc.get('_id')!r}: {p}" for p in _session_rules(doc))
     for doc in db["goals"].find({}):

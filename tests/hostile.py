@@ -90,6 +90,7 @@ class Target:
 
     url: str
     data_dir: Path
+    mongo_url: str
 
     def send(
         self,
@@ -125,7 +126,7 @@ class Target:
             return db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
 
     def activity(self) -> ActivityStore:
-        return ActivityStore("", str(self.data_dir))
+        return ActivityStore(self.mongo_url)
 
 
 @dataclass

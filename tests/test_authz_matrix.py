@@ -48,7 +48,7 @@ def stack(tmp_path_factory) -> Iterator[LocalStack]:
 
 @pytest.fixture
 def gateway(stack) -> Target:
-    return Target(stack.replicas_of("gateway")[0].url, stack.data_dir)
+    return Target(stack.replicas_of("gateway")[0].url, stack.data_dir, stack.mongo_url)
 
 
 def test_it_reads_every_protected_operation_from_the_spec():

@@ -6,8 +6,7 @@ import datetime as dt
 import sqlite3
 
 import pytest
-
-from fitness.mongo import EmbeddedDatabase
+from conftest import activity_db
 
 FUTURE_DAY = (dt.date.today() + dt.timedelta(days=30)).isoformat()
 PAST_DAY = (dt.date.today() - dt.timedelta(days=1)).isoformat()
@@ -176,7 +175,7 @@ def _snapshot(stack) -> dict:
     with sqlite3.connect(stack.data_dir / "users.db") as db:
         users = db.execute("SELECT count(*) FROM users").fetchone()[0]
         goals = db.execute("SELECT id, target_value, target_date, status FROM goals").fetchall()
-    sessions = EmbeddedDatabase(stack.data_dir / "mongo", "activity")["sessions"]
+    sessions = activity_db(stack)["sessions"]
     docs = sessions.find({}, sort=[("_id", 1)])
     return {
         "users": users,

@@ -1,34 +1,40 @@
-"""Two replicas and many threads writing at once lose nothing, on the embedded stores too."""
+"""Two replicas and many threads writing at once lose nothing, on the real document store too."""
 
 from __future__ import annotations
 
 import multiprocessing
+import uuid
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 from conftest import Api
 
-from fitness.mongo import EmbeddedDatabase
+from fitness import mongo
 
 PROCESSES = 2
 THREADS = 8
 INCREMENTS = 100
 
 
-def _increment_many(root: str, count: int) -> None:
-    counters = EmbeddedDatabase(Path(root), "race")["counters"]
+def _increment_many(url: str, counter: str, count: int) -> None:
+    counters = mongo.connect(url, "race")["counters"]
+    increment = mongo.conflict_safe(counters.update_one)
 
     def bump(_):
-        counters.update_one({"_id": "shared"}, {"$inc": {"value": 1}}, upsert=True)
+        increment({"_id": counter}, mongo.revised({"$inc": {"value": 1}}))
 
     with ThreadPoolExecutor(THREADS) as pool:
         list(pool.map(bump, range(count)))
 
 
-def test_it_loses_no_increment_across_processes_and_threads(tmp_path):
+def test_it_loses_no_increment_across_processes_and_threads(stack):
+    counter = uuid.uuid4().hex
+    counters = mongo.connect(stack.mongo_url, "race")["counters"]
+    counters.insert_one({"_id": counter, "value": 0})
     context = multiprocessing.get_context("spawn")
     workers = [
-        context.Process(target=_increment_many, args=(str(tmp_path), INCREMENTS * THREADS))
+        context.Process(
+            target=_increment_many, args=(stack.mongo_url, counter, INCREMENTS * THREADS)
+        )
         for _ in range(PROCESSES)
     ]
     for worker in workers:
@@ -36,8 +42,7 @@ def test_it_loses_no_increment_across_processes_and_threads(tmp_path):
     for worker in workers:
         worker.join(timeout=120)
         assert worker.exitcode == 0
-    counters = EmbeddedDatabase(tmp_path, "race")["counters"]
-    assert counters.find_one({"_id": "shared"})["value"] == PROCESSES * THREADS * INCREMENTS
+    assert counters.find_one({"_id": counter})["value"] == PROCESSES * THREADS * INCREMENTS
 
 
 def test_it_keeps_every_workout_written_through_both_replicas(stack, api):

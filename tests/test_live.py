@@ -5,16 +5,21 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import redis
 import requests
 import websocket
-from conftest import GatewayApi, gateway_tier, make_replicas, running, wait_until
+from conftest import (
+    GatewayApi,
+    activity_db,
+    gateway_tier,
+    make_replicas,
+    running,
+    wait_until,
+)
 
 from devstack.stack import STATE_REDIS, LocalStack
-from fitness import mongo
 
 LIVE_ENV = {
     "FITNESS_LIVE_LEAVE_GRACE_SECONDS": "1",
@@ -281,7 +286,7 @@ def test_the_ended_session_is_saved_and_counts_for_every_participant(live_stack)
 
     assert wait_until(lambda: counted(one, a_id, a_token), 20)
     assert wait_until(lambda: counted(two, b_id, b_token), 20)
-    saved = _group_session(live_stack.data_dir, session_id)
+    saved = _group_session(live_stack, session_id)
     assert sorted(p["user_id"] for p in saved["participants"]) == sorted([a_id, b_id])
     assert [c["message"] for c in saved["chat"]] == ["last set"]
     assert saved["workout_type"] == "hiit"
@@ -289,9 +294,8 @@ def test_the_ended_session_is_saved_and_counts_for_every_participant(live_stack)
         client.close()
 
 
-def _group_session(data_dir: Path, session_id: str) -> dict:
-    database = mongo.connect("", str(data_dir), "activity")
-    found = database["group_sessions"].find_one({"_id": session_id})
+def _group_session(stack, session_id: str) -> dict:
+    found = activity_db(stack)["group_sessions"].find_one({"_id": session_id})
     assert found is not None
     return found
 

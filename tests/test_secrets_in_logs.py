@@ -16,7 +16,7 @@ def test_it_writes_no_secret_to_any_log(tmp_path):
     # DEBUG: what libraries log at their most verbose must be clean too.
     env = {**STACK_ENV, "FITNESS_LOG_LEVEL": "DEBUG"}
     with running(tmp_path, replicas, env) as stack:
-        one, two = (Target(g.url, tmp_path) for g in stack.replicas_of("gateway"))
+        one, two = (Target(g.url, tmp_path, stack.mongo_url) for g in stack.replicas_of("gateway"))
         passwords, tokens = full_flow(one, two)
     # Stopped: every process has flushed its log.
     tally = scan_logs(stack.log_dir, secret_fragments(passwords, tokens))

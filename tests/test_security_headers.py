@@ -41,13 +41,13 @@ def cors_gateway(stack) -> Iterator[Target]:
     extra = LocalStack(stack.data_dir, [gateway], extra_env=env)
     try:
         extra.start()
-        yield Target(gateway.url, stack.data_dir)
+        yield Target(gateway.url, stack.data_dir, stack.mongo_url)
     finally:
         extra.stop()
 
 
 def _target(stack: LocalStack) -> Target:
-    return Target(stack.replicas_of("gateway")[0].url, stack.data_dir)
+    return Target(stack.replicas_of("gateway")[0].url, stack.data_dir, stack.mongo_url)
 
 
 def _assert_secure(answer: Answer, cache: str = "no-store") -> None:

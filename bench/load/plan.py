@@ -85,7 +85,7 @@ def make_stack(data_dir: Path, replicas: int, gateways: int, cache_nodes: int, l
     nodes += [Replica("gateway", f"gateway-{n}", next(ports), 0) for n in range(1, gateways + 1)]
     env = {
         "FITNESS_LOG_LEVEL": log_level,
-        # Embedded stores in the temporary directory, whatever the caller's shell configured.
+        # The stack's own stores in the temporary directory, whatever the caller's shell set.
         "FITNESS_DATABASE_URL": "",
         "FITNESS_MONGO_URL": "",
         "FITNESS_ENV": "development",
