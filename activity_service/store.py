@@ -48,7 +48,8 @@ class ActivityStore:
     def create_indexes(self) -> None:
         """Create the indexes queries rely on (idempotent; run at start-up)."""
         self.sessions.create_index([("user_id", pymongo.ASCENDING), ("start_time", -1)])
-        self.sessions.create_index([("status", 1), ("progress_reported", 1)])
+        # The outbox's query; its rare field first (the local store indexes that field alone).
+        self.sessions.create_index([("progress_reported", 1), ("status", 1)])
         self.sessions.create_index([("updated_at", pymongo.ASCENDING)])
         self.goals.create_index([("user_id", pymongo.ASCENDING), ("status", 1)])
 

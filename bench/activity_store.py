@@ -3,7 +3,8 @@
 Starts a private stack (two replicas of each service, the local document store; free ports, a
 temporary directory) and grows the sessions collection through ``--sizes`` by writing sessions
 of other users straight into the store (as a busy club's history would be). The measured users
-each have ``--own`` sessions of their own. At each size, on both activity replicas:
+each have ``--own`` sessions of their own; every measurement below gets fresh users, so each
+starts from the same history. At each size, on both activity replicas:
 
 - p50/p99 of GET statistics, GET list (a page of 20), POST start and POST end;
 - read after a foreign write: end a workout on replica 1, then at once read statistics on
@@ -23,6 +24,8 @@ import argparse
 import datetime as dt
 import itertools
 import os
+import signal
+import sys
 import tempfile
 import threading
 import time
@@ -94,16 +97,22 @@ class Bench:
 
     def __init__(self, stack: LocalStack, own: int):
         self.stack = stack
+        self.own = own
         self.urls = [r.url for r in stack.replicas_of("activity_service")]
-        secret = (stack.data_dir / "secrets" / "jwt_secret").read_text().strip()
-        self.users = [self._register(stack.replicas_of("user_service")[0].url) for _ in range(8)]
-        self.tokens = {u: auth.issue_token(u, secret, 3600) for u in self.users}
-        db = mongo.connect(stack.mongo_url, "activity")
-        now = dt.datetime.now(dt.UTC)
-        db["sessions"].insert_many(
-            [session_doc(n, user, now) for user in self.users for n in range(own)]
-        )
+        self.secret = (stack.data_dir / "secrets" / "jwt_secret").read_text().strip()
+        self.db = mongo.connect(stack.mongo_url, "activity")
+        self.tokens: dict[str, str] = {}
+        self.users: list[str] = []
         self.local = threading.local()
+
+    def fresh_users(self, count: int = 8) -> None:
+        """Measure as ``count`` new users, each with ``own`` ended sessions already."""
+        user_url = self.stack.replicas_of("user_service")[0].url
+        self.users = [self._register(user_url) for _ in range(count)]
+        self.tokens.update({u: auth.issue_token(u, self.secret, 3600) for u in self.users})
+        now = dt.datetime.now(dt.UTC)
+        history = [session_doc(n, user, now) for user in self.users for n in range(self.own)]
+        self.db["sessions"].insert_many(history)
 
     @staticmethod
     def _register(user_url: str) -> str:
@@ -149,6 +158,7 @@ class Bench:
 
 def latencies(bench: Bench, samples: int) -> dict[str, list[float]]:
     """Time each operation ``samples`` times per replica, and reads after foreign writes."""
+    bench.fresh_users()
     found: dict[str, list[float]] = {}
     users = itertools.cycle(bench.users)
     for _, replica in itertools.product(range(samples), (0, 1)):
@@ -168,6 +178,7 @@ def latencies(bench: Bench, samples: int) -> dict[str, list[float]]:
 
 def throughput(bench: Bench, replicas: tuple[int, ...], clients: int, seconds: float) -> float:
     """Run the mixed load against ``replicas`` for ``seconds``; return operations per second."""
+    bench.fresh_users()
     deadline = time.monotonic() + seconds
     counts = [0] * clients
 
@@ -198,7 +209,7 @@ def extract_rate(stack: LocalStack) -> tuple[int, float]:
 
 
 def report(size: int, found: dict[str, list[float]], rates: dict[str, float]) -> None:
-    print(f"\n{size:,} stored sessions")
+    print(f"\n{size:,} stored sessions of other users")
     print(f"  {'operation':<26} {'p50 ms':>8} {'p99 ms':>8}")
     for name, values in found.items():
         ordered = sorted(values)
@@ -218,6 +229,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0)
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # stop the stack on the way out
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start")
     with tempfile.TemporaryDirectory(prefix="activity-store-") as tmp:
         stack = make_stack(Path(tmp))
@@ -231,17 +243,18 @@ def main() -> None:
 def run(stack: LocalStack, args: argparse.Namespace, sizes: list[int]) -> None:
     db = mongo.connect(stack.mongo_url, "activity")
     bench = Bench(stack, args.own)
+    have = 0  # FerretDB counts a collection by reading all of it: count here instead
     for size in sizes:
-        have = db["sessions"].estimated_document_count()
         if have < size:
             rate = grow(db, have, size, args.club)
             print(f"\n(grew the store to {size:,} sessions at {rate:,.0f} inserts/s)")
+            have = size
         found = latencies(bench, args.samples)
         rates = {
             "1 replica": throughput(bench, (0,), args.clients, args.seconds),
             "2 replicas": throughput(bench, (0, 1), args.clients, args.seconds),
         }
-        report(db["sessions"].estimated_document_count(), found, rates)
+        report(size, found, rates)
     rows, rate = extract_rate(stack)
     print(f"\nETL extract (etl.sources.MongoSource) of {rows:,} sessions: {rate:,.0f} rows/s")
     print(f"load average at the end: {os.getloadavg()[0]:.1f}")
