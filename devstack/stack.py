@@ -23,6 +23,7 @@ from fitness.config import redacted
 log = logging.getLogger(__name__)
 
 READY_TIMEOUT_SECONDS = 60.0
+LOOPBACK = "127.0.0.1"
 REDIS = "redis"
 STATE_REDIS = "state_redis"
 REDIS_KINDS = (REDIS, STATE_REDIS)
@@ -103,11 +104,10 @@ class LocalStack:
     def __post_init__(self) -> None:
         """Run a local document store for the services that need one, unless given a URL."""
         kinds = {replica.service for replica in self.replicas}
-        wanted = self.external_mongo_url is None and kinds & set(_NEEDS_DOCSTORE)
-        if wanted and DOCSTORE not in kinds:
-            self.replicas = [*docstore_replicas(), *self.replicas]
-        elif not wanted:
+        if self.external_mongo_url is not None:
             self.replicas = [r for r in self.replicas if r.service not in (DOCSTORE, DOCSTORE_PG)]
+        elif kinds & set(_NEEDS_DOCSTORE) and DOCSTORE not in kinds:
+            self.replicas = [*docstore_replicas(), *self.replicas]
 
     @property
     def external_mongo_url(self) -> str | None:
@@ -245,9 +245,15 @@ class LocalStack:
         if replica.service == ETL:
             # Nightly by FITNESS_ETL_SCHEDULE, and once now so reports work right away.
             return [sys.executable, "-m", "etl", "schedule", "--now"]
-        command = [sys.executable, "-m", replica.service, "serve"]
+        command = [sys.executable, "-m", replica.service, "serve", "--host", self._host(replica)]
         command += ["--http-port", str(replica.http_port)]
         return [*command, "--grpc-port", str(replica.grpc_port)]
+
+    def _host(self, replica: Replica) -> str:
+        """Return where ``replica`` listens: loopback, or FITNESS_PUBLIC_HOST for a gateway."""
+        if replica.service == "gateway":
+            return self.env().get("FITNESS_PUBLIC_HOST") or LOOPBACK
+        return LOOPBACK
 
     def wait_ready(self, replica: Replica, timeout: float = READY_TIMEOUT_SECONDS) -> None:
         """Wait until ``replica`` answers its readiness check, or raise."""

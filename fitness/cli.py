@@ -20,7 +20,7 @@ def service_parser(
     parser = argparse.ArgumentParser(prog=f"python -m {name}")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="serve HTTP and gRPC (one replica)")
-    serve.add_argument("--host", default="0.0.0.0")
+    serve.add_argument("--host", default=settings["HOST"], help="address for HTTP and gRPC")
     serve.set_defaults(prog_name=name)
     serve.add_argument("--http-port", type=int, default=settings["HTTP_PORT"])
     serve.add_argument("--grpc-port", type=int, default=settings["GRPC_PORT"])

@@ -15,6 +15,8 @@ ENV_PREFIX = "FITNESS_"
 
 COMMON_DEFAULTS: dict[str, Any] = {
     "ENV": "development",
+    # Where `serve` listens (HTTP and gRPC): loopback unless asked (compose sets 0.0.0.0).
+    "HOST": "127.0.0.1",
     "DATA_DIR": "data",
     "LOG_LEVEL": "INFO",
     "LOG_FILE": "",

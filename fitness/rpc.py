@@ -89,7 +89,7 @@ def create_server(
     port: int,
     register: Sequence[Callable[[grpc.Server], None]],
     max_workers: int = 16,
-    host: str = "0.0.0.0",
+    host: str = "127.0.0.1",
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
     """Return an unstarted server on ``port`` (0 picks one) with the standard health service."""
     server = grpc.server(

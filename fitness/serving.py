@@ -57,12 +57,14 @@ class _JsonGunicornLogger(glogging.Logger):
 class _GrpcInWorker:
     """What one worker runs beside HTTP: its gRPC server, health updates, background loops."""
 
-    def __init__(self, plan: WorkerPlan, port: int):
+    def __init__(self, plan: WorkerPlan, port: int, host: str):
         self.plan = plan
         self.server = self.health = None
         self.port = port
         if plan.grpc_register:
-            self.server, self.port, self.health = rpc.create_server(port, plan.grpc_register)
+            self.server, self.port, self.health = rpc.create_server(
+                port, plan.grpc_register, host=host
+            )
         self.stopped = threading.Event()
 
     def start(self) -> None:
@@ -98,9 +100,14 @@ class _GrpcInWorker:
 
 
 class _ServiceApplication(BaseApplication):
-    def __init__(self, app_factory: Callable[[], Flask], grpc_port: int, options: dict[str, Any]):
+    def __init__(
+        self,
+        app_factory: Callable[[], Flask],
+        grpc_address: tuple[str, int],
+        options: dict[str, Any],
+    ):
         self._app_factory = app_factory
-        self._grpc_port = grpc_port
+        self._grpc_host, self._grpc_port = grpc_address
         self._options = options
         super().__init__()
 
@@ -120,7 +127,8 @@ class _ServiceApplication(BaseApplication):
             from grpc.experimental import gevent as grpc_gevent
 
             grpc_gevent.init_gevent()
-        worker.grpc_server = _GrpcInWorker(worker.wsgi.extensions["worker_plan"], self._grpc_port)
+        plan = worker.wsgi.extensions["worker_plan"]
+        worker.grpc_server = _GrpcInWorker(plan, self._grpc_port, self._grpc_host)
         worker.grpc_server.start()
 
     @staticmethod
@@ -136,7 +144,7 @@ def serve(
     grpc_port: int,
     workers: int = 1,
     threads: int = 16,
-    host: str = "0.0.0.0",
+    host: str = "127.0.0.1",
     worker_class: str = "gthread",
     worker_connections: int = 1000,
 ) -> None:
@@ -159,7 +167,7 @@ def serve(
     }
     if worker_class == "gevent":
         _lighten_greenlets()
-    _ServiceApplication(app_factory, grpc_port, options).run()
+    _ServiceApplication(app_factory, (host, grpc_port), options).run()
 
 
 def _lighten_greenlets() -> None:

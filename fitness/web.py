@@ -166,10 +166,19 @@ def _add_health_routes(
         return {"status": "ready", "service": app.name}
 
 
+def json_body() -> Any:
+    """Return the request body read as JSON whatever its Content-Type (None if it is not JSON).
+
+    Every service reads bodies this way, and so does the gateway when it must see what a
+    service will see (the e-mail address a login is counted against).
+    """
+    # An empty body means "no fields", so POST /workouts/{id}/end needs no body at all.
+    return request.get_json(silent=True, force=True) if request.get_data() else {}
+
+
 def parse_body(model: type[Model]) -> Model:
     """Validate the request's JSON object against ``model`` or raise ``ValidationFailed``."""
-    # An empty body means "no fields", so POST /workouts/{id}/end needs no body at all.
-    payload = request.get_json(silent=True, force=True) if request.get_data() else {}
+    payload = json_body()
     if not isinstance(payload, dict):
         raise ValidationFailed("The request body must be a JSON object.", code="invalid_json")
     return validate(model, payload)

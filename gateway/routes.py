@@ -165,9 +165,15 @@ def _respond(upstream: UpstreamResponse) -> Response:
 
 
 def _login_account() -> str | None:
-    body = request.get_json(silent=True)
+    """Return the account a login tries, read exactly as the user service will read it.
+
+    Any Content-Type (the service ignores it), and the address lower-cased as the service
+    does: otherwise ``BOB@x`` and ``bob@x`` would be two accounts to the limiter and one to
+    the service.
+    """
+    body = web.json_body()
     email = body.get("email") if isinstance(body, dict) else None
-    return email if isinstance(email, str) and email.strip() else None
+    return email.lower() if isinstance(email, str) and email.strip() else None
 
 
 def _client_address() -> str:

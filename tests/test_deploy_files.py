@@ -7,15 +7,20 @@ service needs in production is set, pointing at services that exist.
 
 from __future__ import annotations
 
+import http.server
 import importlib
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from typing import ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import requests
 import yaml
+from conftest import free_port, wait_until
 from system_packages import require
 
 from fitness.config import COMMON_DEFAULTS, ENV_PREFIX
@@ -182,3 +187,55 @@ def _listens(service: dict, port: int) -> bool:
         return True  # a server image on its usual port; its own healthcheck proves it listens
     env = service.get("environment", {})
     return str(port) in (env.get("FITNESS_HTTP_PORT"), env.get("FITNESS_GRPC_PORT"))
+
+
+class _HeaderRecorder(http.server.BaseHTTPRequestHandler):
+    """A stand-in gateway that remembers the headers of every request it gets."""
+
+    seen: ClassVar[list[dict[str, str]]] = []
+
+    def do_GET(self) -> None:
+        self.seen.append(dict(self.headers))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *_args) -> None:
+        pass
+
+
+@pytest.mark.parametrize("path", ["/users/login", "/ws"])
+def test_nginx_sends_the_address_it_saw_whatever_the_client_claims(tmp_path, path):
+    nginx = require("/usr/sbin/nginx", "nginx")
+    stub = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _HeaderRecorder)
+    threading.Thread(target=stub.serve_forever, daemon=True).start()
+    port = free_port()
+    conf = (ROOT / "deploy" / "nginx.conf").read_text()
+    conf = re.sub(r"gateway_\d:8080", f"127.0.0.1:{stub.server_address[1]}", conf)
+    conf = conf.replace("listen 8080;", f"listen 127.0.0.1:{port};")
+    (tmp_path / "nginx.conf").write_text(conf.replace("/tmp/", f"{tmp_path}/"))
+    command = [str(nginx), "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")]
+    server = subprocess.Popen([*command, "-g", "daemon off;"], stderr=subprocess.PIPE)
+    try:
+        assert wait_until(lambda: _answers(f"http://127.0.0.1:{port}/nginx-health"), timeout=10)
+        _HeaderRecorder.seen.clear()
+        claimed = {"X-Forwarded-For": "6.6.6.6", "X-Forwarded-Proto": "https"}
+        sent = requests.get(f"http://127.0.0.1:{port}{path}", headers=claimed, timeout=5)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        stub.shutdown()
+
+    assert sent.status_code == 200
+    [headers] = _HeaderRecorder.seen
+    assert headers["X-Forwarded-For"] == "127.0.0.1"  # what nginx saw, not 6.6.6.6
+    assert headers["X-Forwarded-Proto"] == "http"
+    assert headers["Host"] == "127.0.0.1"  # the client's, not the upstream's name
+    assert headers["X-Request-ID"]
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=1).status_code == 200
+    except requests.RequestException:
+        return False

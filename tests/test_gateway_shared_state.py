@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -143,6 +144,37 @@ def test_it_limits_failed_logins_per_account_across_gateways(cached_stack):
     assert 0 < int(refused.headers["Retry-After"]) <= 60
     other = one.register()
     assert _login(one, other["email"], other["password"], "10.1.0.1").status_code == 200
+
+
+CONTENT_TYPES = [
+    None,
+    "application/json",
+    "application/json; charset=utf-8",
+    "text/plain",
+    "application/x-www-form-urlencoded",
+    "multipart/form-data; boundary=x",
+    "application/octet-stream",
+]
+
+
+@pytest.mark.parametrize("content_type", CONTENT_TYPES)
+def test_it_limits_failed_logins_per_account_whatever_the_content_type(cached_stack, content_type):
+    api = GatewayApi(cached_stack)
+    user = api.register()
+    headers = {} if content_type is None else {"Content-Type": content_type}
+
+    def login(password: str, email: str, address: str) -> int:
+        raw = json.dumps({"email": email, "password": password}).encode()
+        sent = {**headers, "X-Forwarded-For": address}
+        answer = api.http.post(f"{api.user_url}/users/login", data=raw, headers=sent, timeout=10)
+        return answer.status_code
+
+    # Every wrong guess from another address, the address in another case: one account.
+    guesses = [user["email"], user["email"].upper(), user["email"].title()]
+    case = CONTENT_TYPES.index(content_type)  # addresses of its own: only the account is limited
+    statuses = [login("wrong", email, f"10.3.{case}.{n}") for n, email in enumerate(guesses)]
+    assert statuses == [401] * 3
+    assert login(user["password"], user["email"], f"10.3.{case}.9") == 429
 
 
 def test_it_limits_failed_logins_per_address(cached_stack):
