@@ -10,8 +10,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     FITNESS_DATA_DIR=/var/lib/fitness
 
 RUN useradd --system --no-log-init --uid 10001 --user-group --home-dir /var/lib/fitness fitness \
-    && mkdir -p /var/lib/fitness \
-    && chown 10001:10001 /var/lib/fitness
+    && mkdir -p /var/lib/fitness /var/lib/fitness-tls \
+    && chown 10001:10001 /var/lib/fitness /var/lib/fitness-tls
 
 # Every dependency is pinned in pyproject.toml and ships as a wheel: no compiler, no apt.
 # The sources are installed into site-packages and then removed.

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Flask
 
-from fitness import serving, web
+from fitness import mtls, serving, web
 from fitness.config import split_targets
 from fitness.rpc import ServiceClient
 from fitness.v1 import activity_pb2_grpc, user_pb2_grpc
@@ -43,6 +43,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         split_targets(settings["USER_GRPC_TARGETS"]),
         user_pb2_grpc.UserServiceStub,
         timeout=settings["GRPC_TIMEOUT_SECONDS"],
+        me=mtls.identity(settings, SERVICE_NAME),
+        server_role="user_service",
     )
     workouts = WorkoutService(
         store, UserDirectory(user_client, settings["INLINE_GRPC_TIMEOUT_SECONDS"])

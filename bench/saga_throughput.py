@@ -24,13 +24,12 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import grpc
 import redis
 import requests
 from http_throughput import free_ports, percentile
 
 from devstack.stack import STATE_REDIS, LocalStack, Replica
-from fitness import auth
+from fitness import auth, mtls
 from fitness.v1 import user_pb2, user_pb2_grpc
 
 GOAL = {"goal_type": "workout_count", "target_value": 3, "target_date": "2099-01-01"}
@@ -56,7 +55,9 @@ def make_stack(data_dir: Path, replicas: int) -> LocalStack:
 
 def register_users(stack: LocalStack, count: int) -> list[tuple[str, str]]:
     """Register ``count`` users over gRPC; return (user id, token) pairs."""
-    channel = grpc.insecure_channel(stack.replicas_of("user_service")[0].grpc_target)
+    replica = stack.replicas_of("user_service")[0]
+    me = mtls.identity({"DATA_DIR": str(stack.data_dir)}, "gateway")
+    channel = mtls.channel(replica.grpc_target, me, replica.service)
     users = user_pb2_grpc.UserServiceStub(channel)
     secret = (stack.data_dir / "secrets" / "jwt_secret").read_text().strip()
 

@@ -24,7 +24,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))  # the probes live beside the tests that use them
 
-from conftest import gateway_tier, make_replicas, running  # noqa: E402
+import grpc  # noqa: E402
+from conftest import gateway_tier, grpc_channel, make_replicas, running  # noqa: E402
+from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
 from hostile import (  # noqa: E402
     SPEC,
     STACK_ENV,
@@ -44,6 +46,9 @@ from hostile_input import (  # noqa: E402
     sql_injection,
 )
 from results import Row, Suite, save  # noqa: E402
+
+from fitness import mtls  # noqa: E402
+from fitness.v1 import activity_pb2, user_pb2  # noqa: E402
 
 NOTES = (
     "security rows: succeeded = refused as expected (or plain data kept as data); "
@@ -70,6 +75,62 @@ def run_probes(one: Target, two: Target, rounds: int) -> list[tuple[Tally, str, 
     guesses = login_brute_force(two)
     found.append((guesses, "wrong passwords for one account", f"{guesses.sent} guesses"))
     return found
+
+
+def grpc_probes(stack, stranger_dir: Path) -> list[tuple[Tally, str, str]]:
+    """Call every replica's gRPC port in plaintext, with another CA's certificate, and every
+    method with each role it does not allow (mutual TLS and ``mtls.CALLERS``)."""
+    replicas = [r for r in stack.replicas if r.grpc_port]
+    handshakes = Tally("grpc")
+    mtls.ensure_material(stranger_dir)
+    stranger = mtls.identity({"DATA_DIR": "", "TLS_DIR": str(stranger_dir)}, "gateway")
+    for replica in replicas:
+        plain = grpc.insecure_channel(replica.grpc_target)
+        foreign = mtls.channel(replica.grpc_target, stranger, replica.service)
+        for channel, what in ((plain, "plaintext"), (foreign, "another CA")):
+            code = _health(channel)
+            handshakes.check(code == grpc.StatusCode.UNAVAILABLE, f"{what}: {code}")
+    callers = Tally("grpc")
+    for method, allowed in mtls.CALLERS.items():
+        service = _SERVICES.get(method.split("/")[1])
+        for role in sorted(set(mtls.ROLES) - allowed) if service else []:
+            replica = stack.replicas_of(service[0])[0]
+            code = _call(grpc_channel(stack, replica, role), method, service[1])
+            callers.check(code == grpc.StatusCode.PERMISSION_DENIED, f"{role} {method}: {code}")
+            callers.lost += code == grpc.StatusCode.OK
+    per_replica = f"{len(replicas)} replicas"
+    return [
+        (handshakes, "gRPC in plaintext and with another CA's certificate", per_replica),
+        (callers, "every gRPC method, called by each role it does not allow", "one replica"),
+    ]
+
+
+_SERVICES = {
+    "fitness.v1.UserService": ("user_service", user_pb2),
+    "fitness.v1.ActivityService": ("activity_service", activity_pb2),
+}
+
+
+def _health(channel: grpc.Channel) -> grpc.StatusCode:
+    try:
+        stub = health_pb2_grpc.HealthStub(channel)
+        stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
+    except grpc.RpcError as err:
+        return err.code()
+    return grpc.StatusCode.OK
+
+
+def _call(channel: grpc.Channel, method: str, messages) -> grpc.StatusCode:
+    """Call ``method`` with an empty request (the caller check comes before reading it)."""
+    service, name = method.strip("/").split("/")
+    descriptor = messages.DESCRIPTOR.services_by_name[service.split(".")[-1]]
+    request = getattr(messages, descriptor.methods_by_name[name].input_type.name)
+    call = channel.unary_unary(method, request_serializer=request.SerializeToString)
+    try:
+        call(request(), timeout=5)
+    except grpc.RpcError as err:
+        return err.code()
+    return grpc.StatusCode.OK
 
 
 def _merge(tallies: list[Tally]) -> Tally:
@@ -111,6 +172,7 @@ def main() -> None:
             gateways = stack.replicas_of("gateway")
             one, two = (Target(g.url, data_dir, stack.mongo_url) for g in gateways)
             tallies = run_probes(one, two, args.rounds)
+            tallies += grpc_probes(stack, data_dir / "stranger-ca")
             passwords, tokens = full_flow(one, two)
         logs = scan_logs(stack.log_dir, secret_fragments(passwords, tokens))
     rows = [to_row(tally, tried, amount) for tally, tried, amount in tallies]

@@ -18,6 +18,7 @@ import requests
 from pymongo.errors import PyMongoError
 
 from devstack import docstore
+from fitness import mtls
 from fitness.config import redacted
 
 log = logging.getLogger(__name__)
@@ -179,6 +180,9 @@ class LocalStack:
         """Start the stores, migrate, start every replica and wait until all are ready."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        # One CA and the roles' certificates before any replica starts (they would race).
+        tls = {"DATA_DIR": str(self.data_dir), "TLS_DIR": self.env().get("FITNESS_TLS_DIR", "")}
+        mtls.ensure_material(mtls.directory(tls))
         staged = {kind for stage in _STAGES for kind in stage}
         for stage in _STAGES:
             self._start_and_wait([r for r in self.replicas if r.service in stage])

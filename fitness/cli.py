@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Flask
 
-from fitness import auth, logs, serving
+from fitness import auth, logs, mtls, serving
 from fitness.config import load_settings
 
 
@@ -51,6 +51,10 @@ def run_serve(
         auth.check_secret(settings)
     except auth.InsecureSecret as exc:
         # Refuse here, once and plainly, rather than as a worker boot failure in gunicorn.
+        raise SystemExit(f"{args.prog_name}: refusing to start: {exc}") from None
+    try:
+        mtls.identity(settings, args.prog_name)  # development: made here if missing
+    except mtls.MissingMaterial as exc:
         raise SystemExit(f"{args.prog_name}: refusing to start: {exc}") from None
     if preflight and (reason := preflight()):
         raise SystemExit(f"{args.prog_name}: refusing to start: {reason}")

@@ -26,6 +26,8 @@ COMMON_DEFAULTS: dict[str, Any] = {
     # How often queued events are sent (and, while Logstash is down, retried).
     "LOGSTASH_FLUSH_SECONDS": 2.0,
     "JWT_SECRET": "",
+    # The gRPC CA and certificates (fitness/mtls.py); empty: DATA_DIR/secrets/tls.
+    "TLS_DIR": "",
     "JWT_TTL_SECONDS": 3600,
     "GRPC_TIMEOUT_SECONDS": 3.0,
     "MAX_BODY_BYTES": 64 * 1024,

@@ -13,7 +13,7 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from fitness import logs, mongo
+from fitness import logs, mongo, mtls
 from fitness.errors import DomainError, Unavailable, error_metadata, from_rpc_error
 
 log = logging.getLogger(__name__)
@@ -24,14 +24,23 @@ RETRYABLE_CODES = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDE
 
 
 class _ServerInterceptor(grpc.ServerInterceptor):
-    """Carry the caller's correlation id, log each call and map domain errors to status codes."""
+    """Refuse callers the method does not allow (``mtls.CALLERS``), carry the caller's
+    correlation id, log each call and map domain errors to status codes."""
 
     def intercept_service(self, continuation, handler_call_details):
         handler = continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
+        if handler is None:
             return handler
         method = handler_call_details.method
-        behaviour = handler.unary_unary
+        if handler.unary_stream is not None:  # Health/Watch: checked, not logged per message
+            return grpc.unary_stream_rpc_method_handler(
+                _checked(handler.unary_stream, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_unary is None:
+            return handler
+        behaviour = _checked(handler.unary_unary, method)
 
         def wrapped(request, context):
             metadata = dict(context.invocation_metadata())
@@ -47,6 +56,25 @@ class _ServerInterceptor(grpc.ServerInterceptor):
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
+
+
+def _checked(behaviour, method: str):
+    """Return ``behaviour`` run only for a caller whose role may call ``method``."""
+
+    def checked(request, context):
+        caller = mtls.caller_role(context)
+        if caller not in mtls.CALLERS.get(method, ()):
+            who = caller or "a caller with no certificate"
+            log.warning(
+                "refused gRPC %s from %s",
+                method,
+                who,
+                extra={"rpc.method": method, "event.outcome": "failure", "client.user.name": who},
+            )
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, f"{who} may not call {method}")
+        return behaviour(request, context)
+
+    return checked
 
 
 def _run_logged(behaviour, method: str, request, context):
@@ -88,10 +116,14 @@ def _run_logged(behaviour, method: str, request, context):
 def create_server(
     port: int,
     register: Sequence[Callable[[grpc.Server], None]],
+    me: mtls.Identity,
     max_workers: int = 16,
     host: str = "127.0.0.1",
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
-    """Return an unstarted server on ``port`` (0 picks one) with the standard health service."""
+    """Return an unstarted server on ``port`` (0 picks one) with the standard health service.
+
+    It speaks TLS only, and only to callers with a certificate from the CA (``me.ca``).
+    """
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
         interceptors=[_ServerInterceptor()],
@@ -101,7 +133,7 @@ def create_server(
         add_servicer(server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    bound = server.add_insecure_port(f"{host}:{port}")
+    bound = server.add_secure_port(f"{host}:{port}", mtls.server_credentials(me))
     if bound == 0:
         raise RuntimeError(f"could not bind gRPC port {port}")
     return server, bound, health_servicer
@@ -134,9 +166,17 @@ class ServiceClient:
     ``doc/fork_support.md``: channels made before a fork hang in the child).
     """
 
-    def __init__(self, targets: Sequence[str], stub_class: type, timeout: float):
+    def __init__(
+        self,
+        targets: Sequence[str],
+        stub_class: type,
+        timeout: float,
+        me: mtls.Identity,
+        server_role: str,
+    ):
         if not targets:
             raise ValueError("a service client needs at least one target")
+        self._me, self._server_role = me, server_role
         self._targets = list(targets)
         self._stub_class = stub_class
         self._timeout = timeout
@@ -148,7 +188,9 @@ class ServiceClient:
     def _all_stubs(self) -> list[Any]:
         with self._lock:
             if self._stubs is None:
-                self._channels = [grpc.insecure_channel(t) for t in self._targets]
+                self._channels = [
+                    mtls.channel(t, self._me, self._server_role) for t in self._targets
+                ]
                 self._stubs = [self._stub_class(channel) for channel in self._channels]
             return self._stubs
 

@@ -18,7 +18,7 @@ from flask import Flask
 from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
 
-from fitness import rpc
+from fitness import mtls, rpc
 
 log = logging.getLogger(__name__)
 
@@ -57,13 +57,14 @@ class _JsonGunicornLogger(glogging.Logger):
 class _GrpcInWorker:
     """What one worker runs beside HTTP: its gRPC server, health updates, background loops."""
 
-    def __init__(self, plan: WorkerPlan, port: int, host: str):
-        self.plan = plan
+    def __init__(self, app: Flask, port: int, host: str):
+        self.plan: WorkerPlan = app.extensions["worker_plan"]
         self.server = self.health = None
         self.port = port
-        if plan.grpc_register:
+        if self.plan.grpc_register:
+            me = mtls.identity(app.config, app.name)
             self.server, self.port, self.health = rpc.create_server(
-                port, plan.grpc_register, host=host
+                port, self.plan.grpc_register, me, host=host
             )
         self.stopped = threading.Event()
 
@@ -127,8 +128,7 @@ class _ServiceApplication(BaseApplication):
             from grpc.experimental import gevent as grpc_gevent
 
             grpc_gevent.init_gevent()
-        plan = worker.wsgi.extensions["worker_plan"]
-        worker.grpc_server = _GrpcInWorker(plan, self._grpc_port, self._grpc_host)
+        worker.grpc_server = _GrpcInWorker(worker.wsgi, self._grpc_port, self._grpc_host)
         worker.grpc_server.start()
 
     @staticmethod

@@ -175,20 +175,28 @@ def _shared_state(settings: dict[str, Any]) -> dict[str, Any]:
 
 def _internal(settings: dict[str, Any]) -> dict[str, Any]:
     """Return the gRPC clients of both services and the client of the state Redis."""
+    from fitness import mtls
     from fitness.redisconn import state_redis
     from fitness.rpc import ServiceClient
     from fitness.v1 import activity_pb2_grpc, user_pb2_grpc
     from gateway.sagas.goals import Participants
 
     timeout = settings["GRPC_TIMEOUT_SECONDS"]
+    me = mtls.identity(settings, SERVICE_NAME)
     participants = Participants(
         users=ServiceClient(
-            split_targets(settings["USER_GRPC_TARGETS"]), user_pb2_grpc.UserServiceStub, timeout
+            split_targets(settings["USER_GRPC_TARGETS"]),
+            user_pb2_grpc.UserServiceStub,
+            timeout,
+            me,
+            "user_service",
         ),
         activity=ServiceClient(
             split_targets(settings["ACTIVITY_GRPC_TARGETS"]),
             activity_pb2_grpc.ActivityServiceStub,
             timeout,
+            me,
+            "activity_service",
         ),
     )
     state = state_redis(settings["STATE_REDIS_URL"], settings["STATE_REDIS_TIMEOUT_SECONDS"])

@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from devstack.stack import REDIS, STATE_REDIS, LocalStack, Replica, free_port
-from fitness import mongo
+from fitness import mongo, mtls
 
 TIMEOUT = 10
 __all__ = ["free_port"]  # tests import it from here
@@ -23,6 +23,12 @@ __all__ = ["free_port"]  # tests import it from here
 def activity_db(stack: LocalStack):
     """Return the stack's activity database, through pymongo as the services reach it."""
     return _activity_db(stack.mongo_url)
+
+
+def grpc_channel(stack: LocalStack, replica: Replica, role: str = "gateway"):
+    """Open a channel to ``replica``'s gRPC server with the certificate of ``role``."""
+    me = mtls.identity({"DATA_DIR": str(stack.data_dir)}, role)
+    return mtls.channel(replica.grpc_target, me, replica.service)
 
 
 @functools.cache

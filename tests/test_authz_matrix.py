@@ -29,6 +29,7 @@ from hostile import (
 )
 
 from devstack.stack import LocalStack
+from fitness import mtls
 
 ROOT = Path(__file__).resolve().parents[1]
 UPGRADE = {
@@ -118,7 +119,9 @@ def test_it_refuses_to_start_in_production_without_a_strong_secret(
 
 
 def test_it_starts_in_production_with_a_strong_secret(tmp_path):
-    process = _serve("gateway", tmp_path, {"FITNESS_JWT_SECRET": SECRET})
+    mtls.ensure_material(tmp_path / "tls")  # production makes none: compose's tls-init does
+    env = {"FITNESS_JWT_SECRET": SECRET, "FITNESS_TLS_DIR": str(tmp_path / "tls")}
+    process = _serve("gateway", tmp_path, env)
     try:
         url = f"http://127.0.0.1:{process.port}/status"  # type: ignore[attr-defined]
         assert wait_until(lambda: _answers(url), timeout=60)

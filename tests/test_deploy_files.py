@@ -63,6 +63,8 @@ def _our_processes() -> dict[str, tuple[str, dict[str, str]]]:
         command = service.get("command", [])
         if service.get("image") != OUR_IMAGE or command[:2] != ["python", "-m"]:
             continue
+        if command[2] == "fitness.mtls":
+            continue  # tls-init: a one-shot that reads no settings (checked below)
         env = service.get("environment", {})
         settings = {k.removeprefix(ENV_PREFIX): str(v) for k, v in env.items()}
         processes[name] = (f"{command[2]} {command[3]}", settings)
@@ -147,6 +149,18 @@ def test_it_keeps_each_process_log_queue_on_a_volume_of_its_own():
         mounts[name] = [v.split(":")[0] for v in volumes if v.endswith(":/var/lib/fitness")]
     assert all(len(found) == 1 for found in mounts.values()), mounts
     assert len({found[0] for found in mounts.values()}) == len(mounts)
+
+
+def test_every_grpc_process_gets_the_certificates_tls_init_makes():
+    services = _compose()["services"]
+    assert services["tls-init"]["command"][2:] == ["fitness.mtls", "/var/lib/fitness-tls"]
+    for name, (kind, settings) in _our_processes().items():
+        if kind not in {"user_service serve", "activity_service serve", "gateway serve"}:
+            continue
+        assert settings["TLS_DIR"] == "/var/lib/fitness-tls", name
+        assert "tls:/var/lib/fitness-tls:ro" in services[name]["volumes"], name
+        ready = services[name]["depends_on"]["tls-init"]["condition"]
+        assert ready == "service_completed_successfully", name
 
 
 def test_it_accepts_the_nginx_configuration(tmp_path):

@@ -7,6 +7,7 @@ import uuid
 
 import grpc
 import pytest
+from conftest import grpc_channel
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from fitness.v1 import activity_pb2, activity_pb2_grpc, user_pb2, user_pb2_grpc
@@ -16,7 +17,8 @@ TIMEOUT = 5
 
 @pytest.fixture(scope="module")
 def channels(stack):
-    opened = {r.name: grpc.insecure_channel(r.grpc_target) for r in stack.replicas if r.grpc_port}
+    """Channels to every replica as the gateway, as the saga coordinator calls them."""
+    opened = {r.name: grpc_channel(stack, r) for r in stack.replicas if r.grpc_port}
     yield opened
     for channel in opened.values():
         channel.close()
@@ -25,6 +27,12 @@ def channels(stack):
 def _user_stub(stack, channels, index=0):
     name = [r.name for r in stack.replicas if r.service == "user_service"][index]
     return user_pb2_grpc.UserServiceStub(channels[name])
+
+
+def _as_activity_service(stack) -> user_pb2_grpc.UserServiceStub:
+    """A user-service stub with the activity service's certificate (RecordWorkout is its)."""
+    replica = stack.replicas_of("user_service")[0]
+    return user_pb2_grpc.UserServiceStub(grpc_channel(stack, replica, "activity_service"))
 
 
 def _register(stub) -> user_pb2.UserResponse:
@@ -89,8 +97,9 @@ def test_it_counts_a_repeated_workout_delivery_once(stack, channels):
         calories_burned=300,
         ended_at=dt.datetime.now(dt.UTC).isoformat(),
     )
-    assert stub.RecordWorkout(workout, timeout=TIMEOUT).counted is True
-    assert stub.RecordWorkout(workout, timeout=TIMEOUT).counted is False
+    activity = _as_activity_service(stack)
+    assert activity.RecordWorkout(workout, timeout=TIMEOUT).counted is True
+    assert activity.RecordWorkout(workout, timeout=TIMEOUT).counted is False
     fetched = stub.GetUserGoal(
         user_pb2.GoalRequest(user_id=user.user_id, goal_id=goal.goal_id), timeout=TIMEOUT
     )

@@ -9,7 +9,7 @@ from pathlib import Path
 import grpc
 import pytest
 import requests
-from conftest import GatewayApi, gateway_tier, launch, make_replicas, wait_until
+from conftest import GatewayApi, gateway_tier, grpc_channel, launch, make_replicas, wait_until
 
 from devstack.stack import LocalStack
 from fitness import auth
@@ -166,10 +166,10 @@ def test_a_repeated_step_has_one_effect(saga_stack):
     api = GatewayApi(saga_stack)
     user_id, token = api.new_user()
     users = user_pb2_grpc.UserServiceStub(
-        grpc.insecure_channel(saga_stack.replicas_of("user_service")[0].grpc_target)
+        grpc_channel(saga_stack, saga_stack.replicas_of("user_service")[0])
     )
     activity = activity_pb2_grpc.ActivityServiceStub(
-        grpc.insecure_channel(saga_stack.replicas_of("activity_service")[1].grpc_target)
+        grpc_channel(saga_stack, saga_stack.replicas_of("activity_service")[1])
     )
     saga_id, goal_id = str(uuid.uuid4()), str(uuid.uuid4())
     create = user_pb2.CreateGoalRequest(
@@ -219,7 +219,7 @@ def test_a_repeated_step_has_one_effect(saga_stack):
 def test_it_completes_200_concurrent_goal_sagas(saga_stack):
     api = GatewayApi(saga_stack)
     users = user_pb2_grpc.UserServiceStub(
-        grpc.insecure_channel(saga_stack.replicas_of("user_service")[0].grpc_target)
+        grpc_channel(saga_stack, saga_stack.replicas_of("user_service")[0])
     )
     secret = (saga_stack.data_dir / "secrets" / "jwt_secret").read_text().strip()
 
