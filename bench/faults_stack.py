@@ -53,11 +53,13 @@ class FaultStack:
             self.cluster = Cluster(Path(pg[-1]).parent, [next(ports) for _ in range(3)])
         elif use_postgres:
             self.postgres_skipped = f"no PostgreSQL server binaries ({PG_BINARIES})"
-        self.proxy = FaultProxy(self.replica("user_service-2").http_port)
         self.stack: LocalStack | None = None
+        self.proxy = FaultProxy(self.replica("user_service-2").http_port)
 
     def replica(self, name: str) -> Replica:
-        return next(r for r in self.replicas if r.name == name)
+        # Once started, the stack also holds what it added itself (the document store).
+        replicas = self.stack.replicas if self.stack is not None else self.replicas
+        return next(r for r in replicas if r.name == name)
 
     @property
     def gateways(self) -> list[str]:
