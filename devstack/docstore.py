@@ -182,6 +182,8 @@ class EmbeddedPostgres:
 
         self.pgdata.mkdir(parents=True, exist_ok=True)
         self.socket_dir.mkdir(parents=True, exist_ok=True)
+        # Trust authentication on the socket: only its owner (and root) may reach the socket.
+        self.socket_dir.chmod(0o700)
         if self.run_as:
             account = utils.ensure_user_exists(self.run_as)
             for path in {self.pgdata, self.socket_dir}:
