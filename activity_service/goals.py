@@ -50,15 +50,15 @@ class GoalRegistry:
         """
         marks = [f"{saga_id}:{name}" for name in (step, *supersedes)]
         change = {"$set": _goal_doc(state), "$addToSet": {"applied_steps": {"$each": marks}}}
-        update = mongo.conflict_safe(self.store.goals.update_one)
         # A duplicate key means the filter matched nothing and the upsert's insert met the goal:
         # either it has this step already (the second try collides again), or another step's
         # delivery created it a moment ago (the second try updates it).
         for _ in range(2):
             try:
-                update(
+                mongo.update(
+                    self.store.goals.update_one,
                     {"_id": state["goal_id"], "applied_steps": {"$ne": marks[0]}},
-                    mongo.revised(change),
+                    change,
                     upsert=True,
                 )
             except DuplicateKeyError:

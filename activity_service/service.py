@@ -184,17 +184,19 @@ class WorkoutService:
         if current is not None and current["status"] == "active":
             raise SessionAlreadyActive(current["_id"])
         # Free, or it outlived its session (a crash between ending it and freeing the slot).
-        taken = mongo.conflict_safe(self.store.active_sessions.find_one_and_update)(
+        taken = mongo.update(
+            self.store.active_sessions.find_one_and_update,
             {"_id": user_id, "session_id": held_by},
-            mongo.revised({"$set": {"session_id": session_id}}),
+            {"$set": {"session_id": session_id}},
         )
         if taken is None:
             raise SessionAlreadyActive(self._active_session_id(user_id))
 
     def _release_active_slot(self, user_id: str, session_id: str) -> None:
-        mongo.conflict_safe(self.store.active_sessions.update_one)(
+        mongo.update(
+            self.store.active_sessions.update_one,
             {"_id": user_id, "session_id": session_id},
-            mongo.revised({"$set": {"session_id": None}}),
+            {"$set": {"session_id": None}},
         )
 
     def _active_session_id(self, user_id: str) -> str:
@@ -220,19 +222,18 @@ class WorkoutService:
             )
         duration = round((end_time - start_time).total_seconds() / 60.0, 2)
         calories = workouts.calories_burned(doc["workout_type"], doc["weight_kg"], duration)
-        ended = mongo.conflict_safe(self.store.sessions.find_one_and_update)(
+        ended = mongo.update(
+            self.store.sessions.find_one_and_update,
             {"_id": session_id, "status": "active"},
-            mongo.revised(
-                {
-                    "$set": {
-                        "status": "ended",
-                        "end_time": end_time,
-                        "duration": duration,
-                        "calories_burned": calories,
-                        "updated_at": utcnow(),
-                    }
+            {
+                "$set": {
+                    "status": "ended",
+                    "end_time": end_time,
+                    "duration": duration,
+                    "calories_burned": calories,
+                    "updated_at": utcnow(),
                 }
-            ),
+            },
             return_document=ReturnDocument.AFTER,
         )
         if ended is None:  # another request ended it first: return what that one stored
@@ -340,9 +341,10 @@ class WorkoutService:
                 extra={"session.id": doc["_id"]},
             )
             return False
-        mongo.conflict_safe(self.store.sessions.update_one)(
+        mongo.update(
+            self.store.sessions.update_one,
             {"_id": doc["_id"]},
-            mongo.revised({"$set": {"progress_reported": True, "updated_at": utcnow()}}),
+            {"$set": {"progress_reported": True, "updated_at": utcnow()}},
         )
         self.totals.settle(doc)
         return True

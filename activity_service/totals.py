@@ -21,7 +21,7 @@ from pymongo.errors import DuplicateKeyError
 from activity_service.store import ActivityStore
 from fitness import mongo
 
-_SUMS = {"workouts": 1, "duration": "duration", "calories": "calories_burned"}
+_SUMS = ("workouts", "duration", "calories")
 
 
 class Totals:
@@ -46,20 +46,20 @@ class Totals:
             },
             "$push": {"counting": session_id},
         }
-        update = mongo.conflict_safe(self.store.user_totals.update_one)
         query = {"_id": user_id, "counting": {"$ne": session_id}}
-        if update(query, mongo.revised(change)).matched_count:
+        if mongo.update(self.store.user_totals.update_one, query, change).matched_count:
             return
         # Nothing matched: added already, or the user has no totals yet (the rare case).
         if self.store.user_totals.find_one({"_id": user_id}, {"_id": 1}) is None:
             self._build(user_id)
-            update(query, mongo.revised(change))
+            mongo.update(self.store.user_totals.update_one, query, change)
 
     def settle(self, session: dict[str, Any]) -> None:
         """Forget a session's id once it is marked reported (a report can't add it again)."""
-        mongo.conflict_safe(self.store.user_totals.update_one)(
+        mongo.update(
+            self.store.user_totals.update_one,
             {"_id": session["user_id"]},
-            mongo.revised({"$pull": {"counting": session["_id"]}}),
+            {"$pull": {"counting": session["_id"]}},
         )
 
     def _build(self, user_id: str) -> dict[str, Any]:

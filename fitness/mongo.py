@@ -5,11 +5,12 @@ Either way the services get a ``mongodb://`` URL, one long-lived client per proc
 pool is thread-safe), retryable writes where the server supports them, and a timeout on every
 step of every operation. There is no embedded fallback: without a URL nothing starts.
 
-Every update bumps the document's revision (:func:`revised`) and runs through
-:func:`conflict_safe`. MongoDB applies each single-document update atomically and retries its
-own write conflicts; FerretDB v1 does not (it reads, changes and writes back a document in
-separate steps). The local store therefore refuses a write whose revision is stale
-(``devstack.docstore.STORE_TRIGGERS``), and the write is simply sent again: it reads afresh.
+Every update goes through :func:`update`, which bumps the document's revision (:func:`revised`)
+and sends it again while it loses races (:func:`conflict_safe`). MongoDB applies each
+single-document update atomically and retries its own write conflicts; FerretDB v1 does not (it
+reads, changes and writes back a document in separate steps). The local store therefore refuses
+a write whose revision is stale (``devstack.docstore.STORE_TRIGGERS``), and the write is simply
+sent again: it reads afresh.
 """
 
 from __future__ import annotations
@@ -105,6 +106,12 @@ def conflict_safe(operation: Callable[..., Result]) -> Callable[..., Result]:
         wait=tenacity.wait_random_exponential(multiplier=0.002, max=0.05),
         reraise=True,
     )(operation)
+
+
+def update(operation: Callable[..., Result], query: dict, change: dict, **options: Any) -> Result:
+    """Send ``change`` by ``operation`` (``update_one``, ``find_one_and_update``…) the one safe way:
+    with the revision bump, and again while it loses races."""
+    return conflict_safe(operation)(query, revised(change), **options)
 
 
 def as_domain_error(error: Exception) -> Unavailable | None:
