@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install up test bench lint format protos openapi clean browser servers tools
+.PHONY: install up test bench lint format protos openapi clean browser servers tools secrets
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ up: install
 # ~/.cache/fitness-goal-tracker/tools (FITNESS_TOOLS_DIR).
 tools: install
 	@$(PY) -m devstack tools
+
+# Compose's passwords and keys, into deploy/secrets: made once, never rotated by running it again.
+secrets: install
+	$(PY) -m deploy.make_secrets
 
 # tests/test_live_page.py drives the Debian chromium in headless mode.
 browser:

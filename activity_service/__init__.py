@@ -15,6 +15,7 @@ SERVICE_NAME = "activity_service"
 
 DEFAULTS: dict[str, Any] = {
     "MONGO_URL": "",
+    "MONGO_PASSWORD": "",
     "HTTP_PORT": 5001,
     "GRPC_PORT": 50052,
     "WORKERS": 1,

@@ -73,7 +73,7 @@ class FaultStack:
         self.redis.start()
         env = {
             "FITNESS_LOG_LEVEL": "WARNING",
-            "FITNESS_STATE_REDIS_URL": self.redis.url,
+            **self.redis.env("gateway"),
             "FITNESS_STATE_REDIS_WAIT_COUNT": "1",
             "FITNESS_USER_HTTP_REPLICAS": f"{self.replica('user_service-1').url},"
             + self.proxied_url,
@@ -155,10 +155,9 @@ class FaultStack:
                       signal.SIGSTOP if paused else signal.SIGCONT)  # fmt: skip
 
     def open_sagas(self) -> list[str]:
-        from fitness.redisconn import state_redis
         from gateway.sagas.log import SagaLog
 
-        return SagaLog(state_redis(self.redis.url, 2.0), 5.0).open_sagas()
+        return SagaLog(self.redis.client(timeout=2.0), 5.0).open_sagas()
 
     def kill_state_primary(self) -> int:
         """SIGKILL the state Redis primary; return its port once Sentinel has promoted the other."""
@@ -173,11 +172,7 @@ class FaultStack:
 
     def rejoin_state_redis(self, port: int) -> None:
         """Start the old primary again as a replica of the new one (as an operator would)."""
-        new = self.redis.master_port()
-        directory = self.root / "state-redis" / f"redis-{port}"
-        args = ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(directory)]
-        args += ["--appendonly", "yes", "--replicaof", "127.0.0.1", str(new)]
-        self.redis._start(port, args)
+        self.redis.rejoin(port)
 
     def _master_or_none(self) -> int | None:
         try:

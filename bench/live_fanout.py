@@ -42,7 +42,6 @@ from pathlib import Path
 
 import aiohttp
 import picows
-import redis
 import requests
 from gateway_overhead import cpu_by_group, machine_busy_seconds
 from http_throughput import free_ports, percentile
@@ -167,8 +166,7 @@ class Bench:
     def start(self) -> None:
         self.stack.start()
         self.secret = (self.stack.data_dir / "secrets" / "jwt_secret").read_text().strip()
-        url = self.stack.replicas_of(STATE_REDIS)[0].url
-        client = redis.Redis.from_url(url, socket_timeout=10)
+        client = self.stack.redis_client(self.stack.replicas_of(STATE_REDIS)[0], socket_timeout=10)
         self.store = LiveStore(client, TOKEN_TTL_SECONDS, gateway.DEFAULTS["LIVE_MAX_EVENTS"])
 
     def run(self, n: int, size: int) -> dict:

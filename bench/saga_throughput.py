@@ -24,7 +24,6 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import redis
 import requests
 from http_throughput import free_ports, percentile
 
@@ -127,7 +126,7 @@ def recovery(stack: LocalStack, users: list[tuple[str, str]], count: int) -> dic
         stack.wait_ready(replica)
     restarted = time.monotonic()
     stack.start_replica(gateway)
-    log = redis.Redis.from_url(stack.replicas_of(STATE_REDIS)[0].url, socket_timeout=5)
+    log = stack.redis_client(stack.replicas_of(STATE_REDIS)[0], socket_timeout=5)
     open_states = set(saga_ids)
     while open_states and time.monotonic() - restarted < 120:
         for saga_id in list(open_states):

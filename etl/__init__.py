@@ -21,9 +21,12 @@ class EtlError(Exception):
 DEFAULTS: dict[str, Any] = {
     # The sources: the same variables the user and activity services read.
     "DATABASE_URL": "",
+    "DATABASE_PASSWORD": "",
     "MONGO_URL": "",
+    "MONGO_PASSWORD": "",
     # Empty: an embedded PostgreSQL server with its data in DATA_DIR/warehouse.
     "WAREHOUSE_URL": "",
+    "WAREHOUSE_PASSWORD": "",
     "WAREHOUSE_CONNECT_TIMEOUT_SECONDS": 5,
     "WAREHOUSE_STATEMENT_TIMEOUT_SECONDS": 600,
     "WAREHOUSE_LOCK_TIMEOUT_SECONDS": 30,

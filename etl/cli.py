@@ -16,7 +16,7 @@ import psycopg2
 from etl import DEFAULTS, EtlError, report, schema
 from etl.views import REPORTS
 from etl.warehouse import Warehouse
-from fitness.config import load_settings, redacted
+from fitness.config import SettingFileMissing, load_settings, redacted
 
 Command = Callable[[dict[str, Any], Warehouse, argparse.Namespace], int]
 
@@ -52,7 +52,10 @@ def _timestamp(value: str) -> dt.datetime:
 def main(argv: list[str] | None = None) -> int:
     """Run one command; return the process exit status."""
     args = parser().parse_args(argv)
-    settings = load_settings(DEFAULTS)
+    try:
+        settings = load_settings(DEFAULTS)
+    except SettingFileMissing as exc:
+        sys.exit(f"etl: {exc}")
     warehouse = Warehouse.from_settings(settings)
     try:
         return _command(args.command)(settings, warehouse, args)

@@ -9,14 +9,17 @@ from typing import Any
 from flask import Flask
 
 from fitness import auth, logs, mtls, serving
-from fitness.config import load_settings
+from fitness.config import SettingFileMissing, load_settings
 
 
 def service_parser(
     name: str, defaults: dict[str, Any]
 ) -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
     """Return a parser with the ``serve`` command and its sub-commands, to add more to."""
-    settings = load_settings(defaults)
+    try:
+        settings = load_settings(defaults)
+    except SettingFileMissing as exc:
+        raise SystemExit(f"{name}: refusing to start: {exc}") from None
     parser = argparse.ArgumentParser(prog=f"python -m {name}")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="serve HTTP and gRPC (one replica)")

@@ -1,7 +1,10 @@
 """Configuration: defaults in code, overridden by ``FITNESS_*`` environment variables.
 
 Every process reads its settings through :func:`load_settings` so that the same variable means the
-same thing everywhere (the README lists them all).
+same thing everywhere (the README lists them all). Any setting may instead be read from a file
+named by ``FITNESS_<NAME>_FILE`` (Docker's convention for secrets): passwords then live in files
+only the process can read (compose ``secrets:``, ``DATA_DIR/secrets``), not in its environment,
+where ``docker inspect`` and ``ps e`` show them.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 ENV_PREFIX = "FITNESS_"
+FILE_SUFFIX = "_FILE"
 
 COMMON_DEFAULTS: dict[str, Any] = {
     "ENV": "development",
@@ -34,6 +38,13 @@ COMMON_DEFAULTS: dict[str, Any] = {
     "USER_GRPC_TARGETS": "127.0.0.1:50051,127.0.0.1:50061",
     "ACTIVITY_GRPC_TARGETS": "127.0.0.1:50052,127.0.0.1:50062",
 }
+# Database URLs whose password is its own setting (usually ``FITNESS_<NAME>_FILE``, a secret).
+# The Redis passwords are given to the clients apart instead: their URLs key the cache ring.
+URL_PASSWORDS = {
+    "DATABASE_URL": "DATABASE_PASSWORD",
+    "MONGO_URL": "MONGO_PASSWORD",
+    "WAREHOUSE_URL": "WAREHOUSE_PASSWORD",
+}
 
 
 def _coerce(raw: str, default: Any) -> Any:
@@ -54,11 +65,49 @@ def load_settings(
     merged = {**COMMON_DEFAULTS, **defaults}
     settings = {}
     for key, default in merged.items():
-        raw = os.environ.get(ENV_PREFIX + key)
+        raw = _raw_setting(key)
         settings[key] = default if raw is None else _coerce(raw, default)
+    for url_key, password_key in URL_PASSWORDS.items():
+        if settings.get(password_key) and settings.get(url_key):
+            settings[url_key] = with_password(settings[url_key], settings[password_key])
     settings.update(overrides or {})
     settings["DATA_DIR"] = str(Path(settings["DATA_DIR"]).resolve())
     return settings
+
+
+class SettingFileMissing(RuntimeError):
+    """A ``FITNESS_<NAME>_FILE`` names a file that cannot be read."""
+
+
+def _raw_setting(key: str) -> str | None:
+    """Return the variable ``FITNESS_<key>``, else the contents of ``FITNESS_<key>_FILE``."""
+    name = ENV_PREFIX + key
+    if (raw := os.environ.get(name)) is not None:
+        return raw
+    if not (path := os.environ.get(name + FILE_SUFFIX)):
+        return None
+    try:
+        return Path(path).read_text().strip()
+    except OSError as exc:
+        reason = f"{name}{FILE_SUFFIX}: cannot read {path} ({exc.strerror})"
+        raise SettingFileMissing(reason) from None
+
+
+def with_password(url: str, password: str) -> str:
+    """Return ``url`` with ``password`` for the user it names (``url`` itself if no password).
+
+    The user stays in the URL (it is configuration); the password comes from its own setting,
+    usually a secret file, so that a URL can be shown or logged without it.
+    """
+    if not password:
+        return url
+    parts = urllib.parse.urlsplit(url)
+    user, at, hosts = parts.netloc.rpartition("@")
+    if not at:
+        raise ValueError(f"{redacted(url)} names no user for its password (user@host)")
+    user = user.partition(":")[0]
+    netloc = f"{user}:{urllib.parse.quote(password, safe='')}@{hosts}"
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
 def split_targets(value: str) -> list[str]:

@@ -34,6 +34,8 @@ DEFAULTS: dict[str, Any] = {
     "BREAKER_RESET_SECONDS": 5.0,
     "RETRY_AFTER_SECONDS": 5,
     "CACHE_REDIS_URLS": "redis://127.0.0.1:6380/0,redis://127.0.0.1:6381/0,redis://127.0.0.1:6382/0",
+    # The ACL user is in the URLs (redis://gateway@host:port/0); its password is this.
+    "CACHE_REDIS_PASSWORD": "",
     "CACHE_TIMEOUT_SECONDS": 0.2,
     "CACHE_PROBE_SECONDS": 1.0,
     "CACHE_TTL_SECONDS": 30.0,
@@ -42,6 +44,7 @@ DEFAULTS: dict[str, Any] = {
     "LOGIN_FAILURES_PER_ADDRESS": "50 per 15 minutes",
     "TRUSTED_PROXY_HOPS": 0,
     "STATE_REDIS_URL": "redis://127.0.0.1:6390/0",
+    "STATE_REDIS_PASSWORD": "",
     "STATE_REDIS_TIMEOUT_SECONDS": 2.0,
     # Replicas each saga checkpoint must reach (WAIT) before the step runs: 1 with a replica.
     "STATE_REDIS_WAIT_COUNT": 0,
@@ -158,6 +161,7 @@ def _shared_state(settings: dict[str, Any]) -> dict[str, Any]:
         split_targets(settings["CACHE_REDIS_URLS"]),
         settings["CACHE_TIMEOUT_SECONDS"],
         settings["CACHE_PROBE_SECONDS"],
+        password=settings["CACHE_REDIS_PASSWORD"],
     )
     return {
         "shards": shards,
@@ -199,7 +203,11 @@ def _internal(settings: dict[str, Any]) -> dict[str, Any]:
             "activity_service",
         ),
     )
-    state = state_redis(settings["STATE_REDIS_URL"], settings["STATE_REDIS_TIMEOUT_SECONDS"])
+    state = state_redis(
+        settings["STATE_REDIS_URL"],
+        settings["STATE_REDIS_TIMEOUT_SECONDS"],
+        password=settings["STATE_REDIS_PASSWORD"],
+    )
     return {"participants": participants, "state_redis": state}
 
 

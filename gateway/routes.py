@@ -11,6 +11,7 @@ from werkzeug.routing import PathConverter
 
 from fitness import logs, web
 from fitness.auth import bearer_token, verify_token
+from fitness.config import redacted
 from fitness.errors import NotFound, PermissionDenied
 from gateway.idempotency import Claim, StoredResponse
 from gateway.proxy import UpstreamResponse
@@ -193,7 +194,8 @@ def status():
     overall = "ok" if all(s["available"] for s in services.values()) else "degraded"
     shards = current_app.extensions["shards"]
     live = set(shards.live_nodes())
-    cache = [{"url": url, "in_ring": url in live} for url in sorted(shards.clients)]
+    # A password written into a URL (rather than FITNESS_CACHE_REDIS_PASSWORD) is not shown.
+    cache = [{"url": redacted(url), "in_ring": url in live} for url in sorted(shards.clients)]
     answer = {"status": overall, "service": "gateway", "upstreams": services, "cache_nodes": cache}
     if "live" in current_app.extensions:  # this worker's sockets: one worker answers
         answer["live"] = current_app.extensions["live"].hub.status()

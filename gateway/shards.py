@@ -15,6 +15,8 @@ from typing import TypeVar
 import redis
 from uhashring import HashRing
 
+from fitness.redisconn import check_credentials
+
 log = logging.getLogger(__name__)
 
 Result = TypeVar("Result")
@@ -26,13 +28,24 @@ UNREACHABLE = (redis.ConnectionError, redis.TimeoutError)
 class ShardedRedis:
     """Pick the Redis server that owns a key; drop unreachable servers from the ring."""
 
-    def __init__(self, urls: list[str], timeout_seconds: float = 0.2, probe_seconds: float = 1.0):
+    def __init__(
+        self,
+        urls: list[str],
+        timeout_seconds: float = 0.2,
+        probe_seconds: float = 1.0,
+        password: str = "",
+    ):
+        # The password is given apart from the URLs (the ring's keys, logged and shown on
+        # /status): rotating it must neither move keys nor put it in a log line.
+        for url in urls:
+            check_credentials(url, password)
         self.clients = {
             url: redis.Redis.from_url(
                 url,
                 socket_timeout=timeout_seconds,
                 socket_connect_timeout=timeout_seconds,
                 max_connections=128,
+                password=password or None,
             )
             for url in urls
         }

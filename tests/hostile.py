@@ -308,13 +308,25 @@ def login(target: Target, email: Any, password: Any, address: str) -> Answer:
 # --- secrets in logs --------------------------------------------------------------------------
 
 
-def secret_fragments(passwords: list[str], tokens: list[str]) -> dict[str, str]:
-    """Return {what: text} for every secret that must not appear in a log."""
+def secret_fragments(
+    passwords: list[str], tokens: list[str], data_dir: Path | None = None
+) -> dict[str, str]:
+    """Return {what: text} for every secret that must not appear in a log.
+
+    With ``data_dir``, the stack's own secrets too: each Redis role's password and the middle
+    line of each private key of the gRPC certificates.
+    """
     found = {"JWT secret": SECRET}
     found.update({f"password {n}": p for n, p in enumerate(passwords)})
     for n, token in enumerate(tokens):
         found[f"token {n}"] = token
         found[f"token {n} signature"] = token.rsplit(".", 1)[-1]
+    secrets = data_dir / "secrets" if data_dir else None
+    for path in sorted(secrets.glob("redis/*.password")) if secrets else ():
+        found[f"Redis password {path.stem}"] = path.read_text().strip()
+    for path in sorted(secrets.glob("tls/*.key")) if secrets else ():
+        lines = path.read_text().splitlines()
+        found[f"TLS key {path.stem}"] = lines[len(lines) // 2]
     return found
 
 

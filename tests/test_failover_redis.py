@@ -17,7 +17,6 @@ from conftest import GatewayApi, free_port, make_replicas, wait_until
 from redis_ha import RedisHA
 
 from devstack.stack import LocalStack, Replica
-from fitness.redisconn import state_redis
 
 GOAL = {"goal_type": "workout_count", "target_value": 4, "target_date": "2099-01-01"}
 TERMINAL = {"completed", "compensated", "failed"}
@@ -69,13 +68,13 @@ class SagaWriter:
 class KeyWriter:
     """Writes keys as fast as it can through Sentinel; with ``wait``, each confirmed by WAIT 1."""
 
-    url: str
+    servers: RedisHA
     wait: bool
     acknowledged: list[str] = field(default_factory=list)
     stopped: threading.Event = field(default_factory=threading.Event)
 
     def run(self) -> None:
-        client = state_redis(self.url, 1.0)
+        client = self.servers.client()
         prefix = "waited" if self.wait else "plain"
         for n in range(10**9):
             if self.stopped.is_set():
@@ -106,7 +105,7 @@ def gateway_on_sentinels(state_ha, tmp_path):
     replicas = [*make_replicas(1), Replica("gateway", "gateway-1", free_port(), 0)]
     env = {
         **QUICK_SAGAS,
-        "FITNESS_STATE_REDIS_URL": state_ha.url,
+        **state_ha.env("gateway"),
         "FITNESS_STATE_REDIS_WAIT_COUNT": "1",
     }
     stack = LocalStack(tmp_path / "stack", replicas, extra_env=env)
@@ -135,7 +134,7 @@ def test_it_keeps_the_saga_log_and_follows_the_new_primary_after_a_failover(
     api = GatewayApi(gateway_on_sentinels)
     user_id, token = api.new_user()
     sagas = SagaWriter(api, user_id, token)
-    plain, waited = KeyWriter(state_ha.url, wait=False), KeyWriter(state_ha.url, wait=True)
+    plain, waited = KeyWriter(state_ha, wait=False), KeyWriter(state_ha, wait=True)
     threads = _start(sagas, plain, waited)
     assert wait_until(lambda: len(sagas.acknowledged()) >= 3, timeout=15)
 
@@ -158,7 +157,7 @@ def test_it_keeps_the_saga_log_and_follows_the_new_primary_after_a_failover(
         ),
         timeout=20,
     ), states  # none lost (a 404 would say so), every one finished
-    new_primary = redis.Redis(port=state_ha.replica)
+    new_primary = state_ha.server(state_ha.replica)
     lost_plain = sum(not new_primary.exists(key) for key in plain.acknowledged)
     lost_waited = sum(not new_primary.exists(key) for key in waited.acknowledged)
     assert lost_waited == 0

@@ -7,6 +7,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -104,7 +105,7 @@ def test_it_keeps_answering_when_a_cache_node_dies_and_hits_recover(cached_stack
         after = [api.get(path, token).headers["X-Cache"] for path, token in paths]
         assert after.count("HIT") == len(paths)
         nodes = requests.get(f"{api.user_url}/status", timeout=5).json()["cache_nodes"]
-        assert {n["url"]: n["in_ring"] for n in nodes}[victim.url] is False
+        assert {urlsplit(n["url"]).port: n["in_ring"] for n in nodes}[victim.http_port] is False
     finally:
         cached_stack.start_replica(victim)
         cached_stack.wait_ready(victim)

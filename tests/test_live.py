@@ -7,7 +7,6 @@ import time
 from dataclasses import dataclass
 
 import pytest
-import redis
 import requests
 import websocket
 from conftest import (
@@ -228,7 +227,7 @@ def test_it_limits_floods_and_refuses_strangers(live_stack):
 
 def test_events_published_while_the_fan_out_resubscribes_still_arrive(live_stack):
     a, b, _ = _pair(live_stack)
-    state = redis.Redis.from_url(live_stack.replicas_of(STATE_REDIS)[0].url, socket_timeout=5)
+    state = live_stack.redis_client(live_stack.replicas_of(STATE_REDIS)[0], socket_timeout=5)
     # Cut every gateway worker's subscription, as a Redis failover does; they come back ~1 s
     # later, and what was published meanwhile reached no subscriber.
     assert state.client_kill_filter(_type="pubsub") >= 2

@@ -11,7 +11,6 @@ import os
 import signal
 import time
 
-import redis
 import requests
 from conftest import (
     GatewayApi,
@@ -71,8 +70,8 @@ def test_a_coordinator_does_not_recover_a_saga_it_is_still_driving(tmp_path):
 
 def test_a_driver_whose_lease_ran_out_cannot_overwrite_a_finished_saga(tmp_path):
     node = Replica(STATE_REDIS, "state-redis", free_port(), 0)
-    with running(tmp_path, [node], {}):
-        client = redis.Redis.from_url(node.url, socket_timeout=5)
+    with running(tmp_path, [node], {}) as stack:
+        client = stack.redis_client(node, socket_timeout=5)
         saga_log = SagaLog(client, lease_seconds=0.2)
         first = Saga("create_goal", "user-1", {})
         assert saga_log.checkpoint(first, "gateway-a")

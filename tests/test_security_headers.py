@@ -34,7 +34,7 @@ def cors_gateway(stack) -> Iterator[Target]:
     """A second gateway in front of the same services, allowing two browser origins."""
     gateway = Replica("gateway", "gateway-cors", free_port(), 0)
     env = {
-        **stack.env(),
+        **stack.env_for(stack.replicas_of("gateway")[0]),  # its Redis servers and credentials
         "FITNESS_CORS_ORIGINS": f"{ALLOWED}, https://other.example.com",
         "FITNESS_HSTS_SECONDS": "31536000",  # as if clients reached it through TLS
     }

@@ -15,12 +15,14 @@ SERVICE_NAME = "user_service"
 
 DEFAULTS: dict[str, Any] = {
     "DATABASE_URL": "",
+    "DATABASE_PASSWORD": "",
     "HTTP_PORT": 5000,
     "GRPC_PORT": 50051,
     "WORKERS": 1,
     "THREADS": 16,
     # Where live "goal_achieved" notices go (the gateways' state Redis); empty: nowhere.
     "STATE_REDIS_URL": "",
+    "STATE_REDIS_PASSWORD": "",
     "STATE_REDIS_TIMEOUT_SECONDS": 0.5,
 }
 
@@ -43,7 +45,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     web.init_app(app, ready_check=database.ping)
     app.register_error_handler(OperationalError, _database_unavailable)
     app.register_blueprint(routes.bp)
-    events = GoalEvents(settings["STATE_REDIS_URL"], settings["STATE_REDIS_TIMEOUT_SECONDS"])
+    events = GoalEvents(
+        settings["STATE_REDIS_URL"],
+        settings["STATE_REDIS_TIMEOUT_SECONDS"],
+        settings["STATE_REDIS_PASSWORD"],
+    )
     servicer = UserServicer(accounts, goals, events)
     serving.plan_worker(
         app,

@@ -23,8 +23,10 @@ log = logging.getLogger(__name__)
 class GoalEvents:
     """Publish ``goal_achieved`` events (nowhere when no state Redis is configured)."""
 
-    def __init__(self, url: str, timeout_seconds: float):
-        self.client = state_redis(url, timeout_seconds, max_connections=16) if url else None
+    def __init__(self, url: str, timeout_seconds: float, password: str = ""):
+        self.client = None
+        if url:
+            self.client = state_redis(url, timeout_seconds, max_connections=16, password=password)
 
     def goal_achieved(self, goal: dict[str, Any]) -> None:
         if self.client is None:
