@@ -476,7 +476,8 @@ def run_benchmark(args, nginx: str, tmp: Path, processes: dict) -> None:
         upstreams = {"user": ("127.0.0.1", ports[0]), "activity": ("127.0.0.1", ports[2])}
         processes["nginx"] = start_nginx(nginx, ports[5], upstreams, args.workers, tmp)
         groups.update({name: process.pid for name, process in processes.items()})
-        user_id, token, goal_id = seed_user(*(r.url for r in stack.replicas[:2]))
+        services = ("user_service", "activity_service")
+        user_id, token, goal_id = seed_user(*(stack.replicas_of(s)[0].url for s in services))
         proxies = {"gateway": ("127.0.0.1", ports[4]), "nginx": ("127.0.0.1", ports[5])}
         addresses = {"direct": upstreams}
         addresses.update({name: dict.fromkeys(upstreams, a) for name, a in proxies.items()})

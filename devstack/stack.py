@@ -150,18 +150,17 @@ class LocalStack:
 
     def env_for(self, replica: Replica) -> dict[str, str]:
         """Return ``replica``'s environment: the common one plus its role's Redis credentials."""
-        env = self.env()
-        role = replica.service
+        role, own = replica.service, {}
         if role == "gateway":
-            env["FITNESS_CACHE_REDIS_URLS"] = self._redis_urls(REDIS, role)
-            env.update(self._redis_credentials(REDIS, role, "FITNESS_CACHE_REDIS_PASSWORD_FILE"))
+            own["FITNESS_CACHE_REDIS_URLS"] = self._redis_urls(REDIS, role)
+            own.update(self._redis_credentials(REDIS, role, "FITNESS_CACHE_REDIS_PASSWORD_FILE"))
         if role in REDIS_ACL["state"] and self.replicas_of(STATE_REDIS):
-            env["FITNESS_STATE_REDIS_URL"] = self._redis_urls(STATE_REDIS, role)
-            env.update(
+            own["FITNESS_STATE_REDIS_URL"] = self._redis_urls(STATE_REDIS, role)
+            own.update(
                 self._redis_credentials(STATE_REDIS, role, "FITNESS_STATE_REDIS_PASSWORD_FILE")
             )
-        env.update(self.extra_env)  # a test's own state Redis wins
-        return env
+        # What the stack was given wins (a test's own state Redis, a bench's cache servers).
+        return {**self.env(), **{k: v for k, v in own.items() if k not in self.extra_env}}
 
     def _redis_urls(self, kind: str, role: str) -> str:
         return ",".join(credentials.as_role(r.url + "/0", role) for r in self.replicas_of(kind))
