@@ -24,6 +24,10 @@ DEFAULTS: dict[str, Any] = {
     "STATE_REDIS_URL": "",
     "STATE_REDIS_PASSWORD": "",
     "STATE_REDIS_TIMEOUT_SECONDS": 0.5,
+    # Password hashing (user_service/passwords.py): threads per process, and how many more
+    # logins or registrations may wait for one before the rest get 503 + Retry-After.
+    "HASHING_WORKERS": 1,
+    "HASHING_QUEUE": 32,
 }
 
 
@@ -32,13 +36,17 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from user_service import db, routes
     from user_service.events import GoalEvents
     from user_service.grpc_api import UserServicer
+    from user_service.passwords import Passwords
     from user_service.service import AccountService, GoalService
 
     app, settings = web.new_app(SERVICE_NAME, DEFAULTS, test_config)
     app.config["DATABASE_URL"] = settings["DATABASE_URL"] or db.default_url(settings["DATA_DIR"])
 
     database = db.Database(app.config["DATABASE_URL"])
-    accounts = AccountService(database, app.config["JWT_SECRET"], settings["JWT_TTL_SECONDS"])
+    passwords = Passwords(settings["HASHING_WORKERS"], settings["HASHING_QUEUE"])
+    accounts = AccountService(
+        database, app.config["JWT_SECRET"], settings["JWT_TTL_SECONDS"], passwords
+    )
     goals = GoalService(database)
     app.extensions.update(database=database, accounts=accounts, goals=goals)
 

@@ -10,8 +10,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
@@ -27,6 +25,7 @@ from user_service.exceptions import (
     UserNotFound,
 )
 from user_service.models import AppliedStep, Goal, RecordedWorkout, User, new_id, utcnow
+from user_service.passwords import Passwords
 
 log = logging.getLogger(__name__)
 
@@ -108,13 +107,13 @@ class FinishedWorkout:
 class AccountService:
     """Registration, login and profiles."""
 
-    def __init__(self, db: Database, token_secret: str, token_ttl: int):
+    def __init__(
+        self, db: Database, token_secret: str, token_ttl: int, passwords: Passwords | None = None
+    ):
         self.db = db
         self.token_secret = token_secret
         self.token_ttl = token_ttl
-        self.hasher = PasswordHasher()
-        # Verified when the email is unknown, so a wrong email costs as much as a wrong password.
-        self._dummy_hash = self.hasher.hash("not-a-real-password")
+        self.passwords = passwords or Passwords()
 
     def register(
         self, body: schemas.RegisterBody, idempotency_key: str | None = None
@@ -128,7 +127,7 @@ class AccountService:
         user_id = _keyed_user_id(body.email, idempotency_key) if idempotency_key else None
         if user_id and (replayed := self._registered_as(user_id, body)):
             return replayed
-        password_hash = self.hasher.hash(body.password)
+        password_hash = self.passwords.hash(body.password)
         try:
             with self.db.writing() as session:
                 self._ensure_free(session, body.username, body.email)
@@ -175,14 +174,21 @@ class AccountService:
         """Return a token for the right email and password, else raise ``InvalidCredentials``."""
         with self.db.reading() as session:
             user = session.scalars(select(User).where(User.email == body.email)).first()
-        try:
-            self.hasher.verify(user.password_hash if user else self._dummy_hash, body.password)
-        except (VerificationError, InvalidHashError):
-            raise InvalidCredentials() from None
-        if user is None:
+        matches, new_hash = self.passwords.verify(user and user.password_hash, body.password)
+        if not matches or user is None:
             raise InvalidCredentials()
+        if new_hash:
+            self._replace_hash(user.id, user.password_hash, new_hash)
         token = issue_token(user.id, self.token_secret, self.token_ttl)
         return {"token": token, "user_id": user.id, "expires_in": self.token_ttl}
+
+    def _replace_hash(self, user_id: str, old_hash: str, new_hash: str) -> None:
+        """Store a hash made with today's parameters, unless the password changed meanwhile."""
+        with self.db.writing() as session:
+            user = session.get(User, user_id)
+            if user is not None and user.password_hash == old_hash:
+                user.password_hash = new_hash
+        log.info("password hash upgraded", extra={"user.id": user_id})
 
     def profile(self, user_id: str) -> dict[str, Any]:
         """Return the profile of ``user_id``."""
