@@ -6,8 +6,9 @@ from typing import Any
 
 from flask import Flask
 
-from fitness import mtls, serving, web
+from fitness import mtls, serving, web, workouts
 from fitness.config import split_targets
+from fitness.imports import IMPORT_PATH, MAX_IMPORT_BYTES
 from fitness.rpc import ServiceClient
 from fitness.v1 import activity_pb2_grpc, user_pb2_grpc
 
@@ -25,6 +26,9 @@ DEFAULTS: dict[str, Any] = {
     # outbox loop), so a slow user service must not hold every request thread for the full
     # GRPC_TIMEOUT_SECONDS: that turned user-service overload into activity-service outages.
     "INLINE_GRPC_TIMEOUT_SECONDS": 1.0,
+    # The shortest workout that counts (0 to 60): shorter live and group ones end "discarded",
+    # shorter logged ones are refused.
+    "MIN_WORKOUT_MINUTES": workouts.MIN_WORKOUT_MINUTES,
 }
 
 
@@ -34,6 +38,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from activity_service.goals import GoalRegistry
     from activity_service.groups import GroupSessions
     from activity_service.grpc_api import ActivityServicer
+    from activity_service.imports.service import ImportService
     from activity_service.service import UserDirectory, WorkoutService
     from activity_service.store import ActivityStore
 
@@ -47,16 +52,25 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         me=mtls.identity(settings, SERVICE_NAME),
         server_role="user_service",
     )
-    workouts = WorkoutService(
-        store, UserDirectory(user_client, settings["INLINE_GRPC_TIMEOUT_SECONDS"])
+    sessions = WorkoutService(
+        store,
+        UserDirectory(user_client, settings["INLINE_GRPC_TIMEOUT_SECONDS"]),
+        settings["MIN_WORKOUT_MINUTES"],
     )
     goals = GoalRegistry(store)
-    groups = GroupSessions(store, workouts)
-    app.extensions.update(store=store, workouts=workouts, goals=goals, user_client=user_client)
+    groups = GroupSessions(store, sessions)
+    app.extensions.update(
+        store=store,
+        workouts=sessions,
+        goals=goals,
+        imports=ImportService(store, sessions),
+        user_client=user_client,
+    )
 
     web.init_app(app, ready_check=store.check_ready)
+    web.allow_uploads(app, IMPORT_PATH, MAX_IMPORT_BYTES)
     app.register_blueprint(routes.bp)
-    servicer = ActivityServicer(workouts, goals, groups)
+    servicer = ActivityServicer(sessions, goals, groups)
     serving.plan_worker(
         app,
         serving.WorkerPlan(
@@ -66,7 +80,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
                 )
             ],
             ready_check=store.check_ready,
-            background=[workouts.report_pending],
+            background=[sessions.report_pending],
         ),
     )
     return app

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fitness.errors import Conflict, NotFound
+from fitness.errors import Conflict, NotFound, ValidationFailed
 
 
 class SessionNotFound(NotFound):
@@ -27,3 +27,44 @@ class UserNotFound(NotFound):
 
     def __init__(self, user_id: str) -> None:
         super().__init__(f"No user {user_id!r}.")
+
+
+class WorkoutExists(Conflict):
+    code = "workout_exists"
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(
+            f"You already have this workout ({session_id}): same type, same start.",
+            fields={"session_id": session_id},
+        )
+
+
+class UnsupportedFormat(ValidationFailed):
+    code = "unsupported_format"
+
+    def __init__(self, name: str, accepted: str) -> None:
+        super().__init__(
+            f"{name!r} is not a file this service imports; accepted: {accepted}.",
+            fields={"file": f"One of {accepted}, optionally gzipped (.gz)."},
+        )
+
+
+class UnreadableFile(ValidationFailed):
+    code = "unreadable_file"
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"{name!r} could not be read: {reason}.", fields={"file": reason})
+
+
+class UnsafeFile(ValidationFailed):
+    code = "unsafe_file"
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"{name!r} was refused: {reason}.", fields={"file": reason})
+
+
+class NothingImported(ValidationFailed):
+    code = "nothing_imported"
+
+    def __init__(self, rejected: dict[str, str]) -> None:
+        super().__init__("The file holds no workout that could be imported.", fields=rejected)

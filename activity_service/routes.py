@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, g
+from flask import Blueprint, current_app, g, request
 
 from activity_service import schemas
+from activity_service.service import logged_workout
 from fitness.auth import ensure_self, login_required
+from fitness.errors import ValidationFailed
 from fitness.web import idempotency_key, page_args, parse_body
+from fitness.workouts import WORKOUT_TYPES
 
 bp = Blueprint("activity", __name__)
 
@@ -44,6 +47,41 @@ def list_workouts(user_id: str):
     ensure_self(user_id)
     limit, offset = page_args()
     return _workouts().list(user_id, limit, offset)
+
+
+@bp.post("/users/<user_id>/workouts")
+@login_required
+def log_workout(user_id: str):
+    ensure_self(user_id)
+    body = parse_body(schemas.LogWorkoutBody)
+    workout = logged_workout(body, _workouts().min_minutes)
+    return _workouts().log(user_id, workout), 201
+
+
+@bp.post("/users/<user_id>/imports")
+@login_required
+def import_workouts(user_id: str):
+    ensure_self(user_id)
+    upload, workout_type = _import_form()
+    summary, status = current_app.extensions["imports"].import_file(
+        user_id, upload.filename or "", upload.read(), workout_type
+    )
+    return summary, status
+
+
+def _import_form():
+    """Return the uploaded file and the optional workout type of a multipart import."""
+    unknown = (set(request.form) - {"workout_type"}) | (set(request.files) - {"file"})
+    fields = {name: "Unknown field." for name in sorted(unknown)}
+    upload = request.files.get("file")
+    if upload is None:
+        fields["file"] = "Required: the file, as a multipart/form-data part named 'file'."
+    workout_type = request.form.get("workout_type") or None
+    if workout_type is not None and workout_type not in WORKOUT_TYPES:
+        fields["workout_type"] = f"Unknown workout type; accepted: {', '.join(WORKOUT_TYPES)}."
+    if fields:
+        raise ValidationFailed("Send one file to import, and optionally its workout type.", fields)
+    return upload, workout_type
 
 
 @bp.get("/users/<user_id>/statistics")

@@ -60,6 +60,55 @@ class EndBody(Strict):
     end_time: Timestamp | None = None
 
 
+EARLIEST_WORKOUT = dt.datetime(1990, 1, 1, tzinfo=dt.UTC)
+"""Older than any file a watch or an app could have recorded: a typo, not history."""
+MAX_SETS = 500
+
+
+def _not_before_earliest(moment: dt.datetime) -> dt.datetime:
+    if moment < EARLIEST_WORKOUT:
+        raise ValueError(f"Must be on or after {EARLIEST_WORKOUT.date().isoformat()}.")
+    return moment
+
+
+def _exercise(value: str) -> str:
+    value = value.strip()
+    if not value or not value.isprintable():
+        raise ValueError("Must be printable text.")
+    return value
+
+
+Amount = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class WorkoutSet(Strict):
+    """One set of strength work."""
+
+    exercise: Annotated[
+        str, Field(max_length=64, description="e.g. Squat."), AfterValidator(_exercise)
+    ]
+    muscle_group: (
+        Annotated[str, Field(max_length=32, description="e.g. Legs."), AfterValidator(_exercise)]
+        | None
+    ) = None
+    reps: Annotated[int, Field(ge=1, le=1000, description="Repetitions.")]
+    weight_kg: Annotated[Amount, Field(ge=0, le=1000, description="Load in kg.")] | None = None
+
+
+class LogWorkoutBody(Strict):
+    """A finished workout, logged after the fact for any past date (``duration`` in minutes)."""
+
+    workout_type: Annotated[str, AfterValidator(_workout_type)]
+    start_time: Annotated[Timestamp, AfterValidator(_not_before_earliest)]
+    end_time: Timestamp | None = None
+    duration: Annotated[Amount, Field(gt=0, le=MAX_DURATION.total_seconds() / 60)] | None = None
+    distance_km: Annotated[Amount, Field(gt=0, le=1000)] | None = None
+    elevation_gain_m: Annotated[Amount, Field(ge=0, le=20_000)] | None = None
+    average_heart_rate: Annotated[Amount, Field(ge=20, le=250)] | None = None
+    calories_burned: Annotated[Amount, Field(ge=0, le=20_000)] | None = None
+    sets: Annotated[list[WorkoutSet], Field(max_length=MAX_SETS)] = []
+
+
 def _iso_date(value: str) -> str:
     try:
         return dt.date.fromisoformat(value).isoformat()

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import logging
 import threading
 import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 from pymongo import ReturnDocument
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from activity_service import schemas
-from activity_service.exceptions import SessionAlreadyActive, SessionNotFound, UserNotFound
+from activity_service.exceptions import (
+    SessionAlreadyActive,
+    SessionNotFound,
+    UserNotFound,
+    WorkoutExists,
+)
 from activity_service.store import ActivityStore
 from activity_service.totals import Totals
 from fitness import mongo, workouts
@@ -24,8 +33,17 @@ log = logging.getLogger(__name__)
 
 REPORT_INTERVAL_SECONDS = 5.0
 REPORT_BATCH = 100
+REPORT_THREADS = 4  # progress reports of one import sent side by side
+_DUPLICATE_KEY = 11000
 # Namespace of session ids derived from (user, Idempotency-Key); any fixed UUID would do.
 _KEYED_SESSIONS = uuid.UUID("6f1d0c52-3b7e-4d0a-9a43-2f5e8c1b7d90")
+# Namespace of logged and imported workouts' ids, derived from (user, type, start).
+_FINISHED_WORKOUTS = uuid.UUID("0b6f3c2e-8d51-4f0e-b7a9-5c3d2e1f4a68")
+WORKOUT_DETAILS = (  # what a file or a log may add to a workout
+    "distance_km",
+    "elevation_gain_m",
+    "average_heart_rate",
+)
 
 
 def _to_millis(moment: dt.datetime) -> dt.datetime:
@@ -50,11 +68,98 @@ def session_view(doc: dict[str, Any]) -> dict[str, Any]:
         "user_id": doc["user_id"],
         "workout_type": doc["workout_type"],
         "status": doc["status"],
+        "source": source_kind(doc.get("source")),
         "start_time": _as_utc(doc["start_time"]).isoformat(),
         "end_time": _as_utc(end_time).isoformat() if end_time else None,
         "duration": doc.get("duration"),
         "calories_burned": doc.get("calories_burned"),
+        **{name: doc.get(name) for name in WORKOUT_DETAILS},
+        "sets": doc.get("sets", []),
     }
+
+
+def _counted(doc: dict[str, Any]) -> bool:
+    return doc["status"] == "ended"
+
+
+def source_kind(source: str | None) -> str:
+    """Return where a session came from: "live", "group", "logged" or "import".
+
+    Group workouts store ``group:<group session id>``; live sessions store nothing.
+    """
+    return (source or "live").partition(":")[0]
+
+
+@dataclass(frozen=True)
+class FinishedWorkout:
+    """A workout that happened elsewhere: logged after the fact, or read from a file."""
+
+    workout_type: str
+    start_time: dt.datetime
+    end_time: dt.datetime
+    calories_burned: float | None = None  # None: from METs and the user's weight
+    details: dict[str, float] = field(default_factory=dict)  # distance_km, … (``WORKOUT_DETAILS``)
+    sets: tuple[dict[str, Any], ...] = ()
+    source: str = "logged"
+
+    def session_id(self, user_id: str) -> str:
+        """Return the id this workout gets: the same user, type and start give the same id,
+        so logging or importing it twice stores it once."""
+        start = _to_millis(self.start_time).isoformat()
+        return str(uuid.uuid5(_FINISHED_WORKOUTS, f"{user_id}\n{self.workout_type}\n{start}"))
+
+
+def logged_workout(
+    body: schemas.LogWorkoutBody, least_minutes: float, source: str = "logged"
+) -> FinishedWorkout:
+    """Return the workout a validated log body describes (see ``finished_span``)."""
+    return FinishedWorkout(
+        workout_type=body.workout_type,
+        start_time=body.start_time,
+        end_time=finished_span(body.start_time, body.end_time, body.duration, least_minutes),
+        calories_burned=body.calories_burned,
+        details=body.model_dump(include=set(WORKOUT_DETAILS)),
+        sets=tuple(one.model_dump(exclude_none=True) for one in body.sets),
+        source=source,
+    )
+
+
+def finished_span(
+    start_time: dt.datetime,
+    end_time: dt.datetime | None,
+    duration: float | None,
+    least_minutes: float,
+) -> dt.datetime:
+    """Return the end of a workout given by its end or its duration in minutes (exactly one).
+
+    Raise ``ValidationFailed`` when it ends before it starts, lasts longer than a day or less
+    than ``least_minutes`` (a logged workout that would not count is a mistake, so it is
+    refused rather than stored as discarded), or would end in the future.
+    """
+    if (end_time is None) == (duration is None):
+        raise ValidationFailed(
+            "Give the workout's end_time or its duration in minutes, not both.",
+            fields={"end_time": "Give this or duration.", "duration": "Give this or end_time."},
+        )
+    end = end_time or start_time + dt.timedelta(minutes=duration or 0)
+    minutes = (end - start_time).total_seconds() / 60
+    if end - start_time > schemas.MAX_DURATION:
+        raise ValidationFailed(
+            "A workout lasts at most 24 hours.",
+            fields={"end_time": "Must be within 24 hours of the start."},
+        )
+    if minutes < least_minutes:
+        least = f"{least_minutes:g} minute(s)"
+        raise ValidationFailed(
+            f"A workout lasts at least {least}.",
+            fields={"end_time" if end_time else "duration": f"Must be at least {least}."},
+        )
+    if end > dt.datetime.now(dt.UTC) + schemas.MAX_CLOCK_SKEW:
+        raise ValidationFailed(
+            "The workout would end in the future.",
+            fields={"end_time" if end_time else "duration": "Must end by now."},
+        )
+    return end
 
 
 def _is_uuid(value: str) -> bool:
@@ -118,10 +223,22 @@ class UserDirectory:
 class WorkoutService:
     """Start and end workout sessions; count finished ones and report them to the user service."""
 
-    def __init__(self, store: ActivityStore, users: UserDirectory):
+    def __init__(
+        self,
+        store: ActivityStore,
+        users: UserDirectory,
+        min_minutes: float = workouts.MIN_WORKOUT_MINUTES,
+    ):
+        if not 0 <= min_minutes <= 60:
+            raise ValueError(f"the minimum workout must be 0 to 60 minutes, not {min_minutes}")
         self.store = store
         self.users = users
         self.totals = Totals(store)
+        self.min_minutes = min_minutes
+
+    def counts(self, duration_minutes: float) -> bool:
+        """Tell whether a workout this long counts (see ``workouts.MIN_WORKOUT_MINUTES``)."""
+        return duration_minutes >= self.min_minutes
 
     def start(
         self,
@@ -204,9 +321,12 @@ class WorkoutService:
         return holder.get("session_id") or ""
 
     def end(self, session_id: str, caller_id: str, end_time: dt.datetime | None) -> dict[str, Any]:
-        """End a session; ending it again returns the first result and counts once."""
+        """End a session; ending it again returns the first result and counts once.
+
+        A session shorter than the minimum ends as "discarded": kept, counted nowhere.
+        """
         doc = self._owned_session(session_id, caller_id)
-        if doc["status"] == "ended":
+        if doc["status"] != "active":
             return session_view(doc)
         end_time = _to_millis(end_time) if end_time else utcnow()
         start_time = _as_utc(doc["start_time"])
@@ -227,7 +347,7 @@ class WorkoutService:
             {"_id": session_id, "status": "active"},
             {
                 "$set": {
-                    "status": "ended",
+                    "status": "ended" if self.counts(duration) else "discarded",
                     "end_time": end_time,
                     "duration": duration,
                     "calories_burned": calories,
@@ -239,8 +359,13 @@ class WorkoutService:
         if ended is None:  # another request ended it first: return what that one stored
             return session_view(self._owned_session(session_id, caller_id))
         self._release_active_slot(doc["user_id"], session_id)
-        log.info("workout ended", extra={"user.id": caller_id, "session.id": session_id})
-        self.report(ended)
+        log.info(
+            "workout %s",
+            ended["status"],
+            extra={"user.id": caller_id, "session.id": session_id},
+        )
+        if ended["status"] == "ended":
+            self.report(ended)
         return session_view(ended)
 
     def record_finished(
@@ -258,31 +383,100 @@ class WorkoutService:
         """
         start_time, end_time = _to_millis(start_time), _to_millis(end_time)
         end_time = min(max(end_time, start_time), start_time + schemas.MAX_DURATION)
-        weight_kg, weight_source = self.users.weight_kg(user_id)
+        workout = FinishedWorkout(workout_type, start_time, end_time, source=source)
+        return self._store_finished(session_id, user_id, workout) is None
+
+    def log(self, user_id: str, workout: FinishedWorkout) -> dict[str, Any]:
+        """Store a finished workout (any past date) and count it like a live one.
+
+        Raise ``WorkoutExists`` if the user has one of the same type starting at the same time.
+        """
+        session_id, stored_now = self.store_imported(user_id, workout)
+        if not stored_now:
+            raise WorkoutExists(session_id)
+        log.info("workout logged", extra={"user.id": user_id, "session.id": session_id})
+        return self.get(session_id, user_id)
+
+    def store_imported(self, user_id: str, workout: FinishedWorkout) -> tuple[str, bool]:
+        """Store a logged or imported workout under its derived id; return (id, stored now)."""
+        session_id = workout.session_id(user_id)
+        return session_id, self._store_finished(session_id, user_id, workout) is None
+
+    def store_imported_many(
+        self, user_id: str, batch: list[FinishedWorkout]
+    ) -> list[tuple[str, bool]]:
+        """Store an import's workouts at once; return (id, stored now) for each, in order.
+
+        One weight lookup, one insert, one totals update and the progress reports side by side:
+        one at a time, each workout cost eight round trips (about 15 ms).
+        """
+        weight = self.users.weight_kg(user_id)
+        docs = [self._finished_doc(w.session_id(user_id), user_id, w, weight) for w in batch]
+        refused = self._insert_new(docs)
+        self.report_many([d for i, d in enumerate(docs) if i not in refused and _counted(d)])
+        return [(doc["_id"], i not in refused) for i, doc in enumerate(docs)]
+
+    def _insert_new(self, docs: list[dict[str, Any]]) -> set[int]:
+        """Insert ``docs``; return the indexes of those whose id was taken (stored before)."""
+        if not docs:
+            return set()
+        try:
+            self.store.sessions.insert_many(docs, ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(error.get("code") != _DUPLICATE_KEY for error in errors) or not errors:
+                raise
+            return {error["index"] for error in errors}
+        return set()
+
+    def _store_finished(
+        self, session_id: str, user_id: str, workout: FinishedWorkout
+    ) -> dict[str, Any] | None:
+        """Insert and count a finished workout; return the one stored before under its id."""
+        doc = self._finished_doc(session_id, user_id, workout, self.users.weight_kg(user_id))
+        try:
+            self.store.sessions.insert_one(doc)
+        except DuplicateKeyError:
+            return self.store.sessions.find_one({"_id": session_id}) or doc
+        if _counted(doc):
+            self.report(doc)
+        return None
+
+    def _finished_doc(
+        self,
+        session_id: str,
+        user_id: str,
+        workout: FinishedWorkout,
+        weight: tuple[float, str],
+    ) -> dict[str, Any]:
+        """Return the stored document of a finished workout (calories from METs if not given)."""
+        start_time, end_time = _to_millis(workout.start_time), _to_millis(workout.end_time)
         duration = round((end_time - start_time).total_seconds() / 60.0, 2)
+        weight_kg, weight_source = weight
+        calories = workout.calories_burned
+        if calories is None:
+            calories = workouts.calories_burned(workout.workout_type, weight_kg, duration)
         now = utcnow()
         doc = {
             "_id": session_id,
             "user_id": user_id,
-            "workout_type": workout_type,
-            "status": "ended",
+            "workout_type": workout.workout_type,
+            "status": "ended" if self.counts(duration) else "discarded",
             "start_time": start_time,
             "end_time": end_time,
             "duration": duration,
-            "calories_burned": workouts.calories_burned(workout_type, weight_kg, duration),
+            "calories_burned": round(calories, 1),
+            **{name: value for name, value in workout.details.items() if value is not None},
             "weight_kg": weight_kg,
             "weight_source": weight_source,
-            "source": source,
+            "source": workout.source,
             "progress_reported": False,
             "created_at": now,
             "updated_at": now,
         }
-        try:
-            self.store.sessions.insert_one(doc)
-        except DuplicateKeyError:
-            return False
-        self.report(doc)
-        return True
+        if workout.sets:
+            doc["sets"] = [dict(one) for one in workout.sets]
+        return doc
 
     def _owned_session(self, session_id: str, caller_id: str) -> dict[str, Any]:
         if not _is_uuid(session_id):  # every session id is one; don't ask the store
@@ -348,6 +542,37 @@ class WorkoutService:
         )
         self.totals.settle(doc)
         return True
+
+    def report_many(self, docs: list[dict[str, Any]]) -> None:
+        """``report`` for many ended sessions of one user: one totals update, reports side by
+        side, one update marking the delivered ones. What fails waits for the outbox loop."""
+        if not docs:
+            return
+        self.totals.add_many(docs)
+        with ThreadPoolExecutor(REPORT_THREADS) as pool:
+            results = pool.map(self._record_in_context(), docs)
+            delivered = [doc["_id"] for doc, ok in zip(docs, results, strict=True) if ok]
+        if delivered:
+            mongo.update(
+                self.store.sessions.update_many,
+                {"_id": {"$in": delivered}},
+                {"$set": {"progress_reported": True, "updated_at": utcnow()}},
+            )
+            self.totals.settle_many(docs[0]["user_id"], delivered)
+
+    def _record_in_context(self) -> Callable[[dict[str, Any]], bool]:
+        """Return a reporter for pool threads, carrying this request's correlation id."""
+        context = contextvars.copy_context()
+
+        def record(doc: dict[str, Any]) -> bool:
+            try:
+                context.copy().run(self.users.record_workout, doc)
+            except DomainError as exc:
+                log.warning("progress report for %s failed, will retry: %s", doc["_id"], exc)
+                return False
+            return True
+
+        return record
 
     def report_pending(self, stopped: threading.Event) -> None:
         """Re-send ended sessions whose progress report failed, until ``stopped`` is set."""

@@ -50,6 +50,11 @@ class ActivityStore:
         """Finished live group sessions, one document each (participants, timeline, votes)."""
         return self.db["group_sessions"]
 
+    @property
+    def imported_activities(self) -> Any:
+        """Fingerprints of imported activities, keyed ``user:fingerprint`` (``imports``)."""
+        return self.db["imported_activities"]
+
     def create_indexes(self) -> None:
         """Create the indexes queries rely on (idempotent; run at start-up)."""
         self.sessions.create_index([("user_id", pymongo.ASCENDING), ("start_time", -1)])

@@ -54,6 +54,31 @@ class Totals:
             self._build(user_id)
             mongo.update(self.store.user_totals.update_one, query, change)
 
+    def add_many(self, sessions: list[dict[str, Any]]) -> None:
+        """``add`` for many new sessions of one user, in one update while none is counted yet."""
+        user_id, ids = sessions[0]["user_id"], [s["_id"] for s in sessions]
+        change = {
+            "$inc": {
+                "workouts": len(sessions),
+                "duration": sum(float(s.get("duration") or 0.0) for s in sessions),
+                "calories": sum(float(s.get("calories_burned") or 0.0) for s in sessions),
+            },
+            "$push": {"counting": {"$each": ids}},
+        }
+        query = {"_id": user_id, "counting": {"$nin": ids}}
+        if mongo.update(self.store.user_totals.update_one, query, change).matched_count:
+            return
+        for session in sessions:  # no totals yet, or some counted already: one by one
+            self.add(session)
+
+    def settle_many(self, user_id: str, session_ids: list[str]) -> None:
+        """``settle`` for many sessions of one user."""
+        mongo.update(
+            self.store.user_totals.update_one,
+            {"_id": user_id},
+            {"$pull": {"counting": {"$in": session_ids}}},
+        )
+
     def settle(self, session: dict[str, Any]) -> None:
         """Forget a session's id once it is marked reported (a report can't add it again)."""
         mongo.update(

@@ -34,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
-from http_throughput import percentile
+from http_throughput import counting_start, percentile
 
 from devstack.stack import LocalStack, Replica, free_port
 from etl.sources import MongoSource, Watermark
@@ -141,7 +141,7 @@ class Bench:
         return took, response.json()
 
     def start(self, replica: int, user: str) -> tuple[float, str]:
-        body = {"user_id": user, "workout_type": "running"}
+        body = {"user_id": user, "workout_type": "running", "start_time": counting_start()}
         took, answer = self.call("POST", f"{self.urls[replica]}/workouts/start", user, body)
         return took, answer["session_id"]
 

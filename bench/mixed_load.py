@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import requests
+from http_throughput import counting_start
 from mixed_live import LiveGroup
 from urllib3.exceptions import NewConnectionError
 
@@ -229,7 +230,11 @@ class MixedLoad:
             self.idle.put(user)
 
     def _one_workout(self, user: User) -> None:
-        body = {"user_id": user.user_id, "workout_type": random.choice(["running", "yoga"])}
+        body = {
+            "user_id": user.user_id,
+            "workout_type": random.choice(["running", "yoga"]),
+            "start_time": counting_start(),
+        }
         headers = {**user.auth, **_key()}
         response, error = self.client.call("POST", "/workouts/start", json=body, headers=headers)
         if not self._record("start", response, error):

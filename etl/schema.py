@@ -166,10 +166,18 @@ GROUP BY user_id, date_key, workout_type;
 ALTER TABLE fact_workout_session ALTER COLUMN session_id TYPE uuid USING session_id::uuid;
 """
 
+DISCARDED_SESSIONS = """
+-- A workout shorter than the minimum ends "discarded": kept, counted in no day's totals.
+ALTER TABLE fact_workout_session DROP CONSTRAINT fact_workout_session_status_check;
+ALTER TABLE fact_workout_session ADD CONSTRAINT fact_workout_session_status_check
+    CHECK (status IN ('active', 'ended', 'discarded'));
+"""
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "star schema", STAR_SCHEMA),
     (2, "reporting views", views.VIEWS),
     (3, "uuid session keys", UUID_SESSION_KEYS),
+    (4, "discarded sessions", DISCARDED_SESSIONS),
 ]
 """(version, description, SQL): append only; never edit one that has shipped."""
 

@@ -171,7 +171,7 @@ def session_line(doc: dict[str, Any], users: set[str], days: set[tuple[str, int,
     if workout_type not in WORKOUT_METS:
         raise Rejected("unknown_workout_type", f"workout type {workout_type!r} is unknown")
     start = millis(doc["start_time"], "start_time")
-    if status == "ended":
+    if status in ("ended", "discarded"):  # only ended ones count in a day (etl.merges)
         end = millis(doc.get("end_time"), "end_time")
         if end < start:
             raise Rejected("end_before_start", "the session ends before it starts")
@@ -181,7 +181,7 @@ def session_line(doc: dict[str, Any], users: set[str], days: set[tuple[str, int,
     elif status == "active":
         end = duration = calories = NULL
     else:
-        raise Rejected("bad_status", f"session status {status!r} is neither active nor ended")
+        raise Rejected("bad_status", f"session status {status!r} is unknown")
     day = date_key(start)
     weight = doc.get("weight_kg")
     weight = repr(weight) if type(weight) is float and 0 < weight < 1000 else NULL

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -68,7 +69,18 @@ def init_app(
     _add_health_routes(app, ready_check, status_view)
 
 
+def allow_uploads(app: Flask, path: re.Pattern[str], limit: int) -> None:
+    """Let requests to paths matching ``path`` carry bodies of up to ``limit`` bytes.
+
+    Every other route keeps MAX_BODY_BYTES: a large body is only read where a file is expected.
+    """
+    app.extensions.setdefault("upload_paths", []).append((path, limit))
+
+
 def _start_request() -> None:
+    for path, limit in current_app.extensions.get("upload_paths", ()):
+        if path.fullmatch(request.path):
+            request.max_content_length = limit
     g.started = time.perf_counter()
     g.correlation_id = logs.clean_correlation_id(request.headers.get(logs.CORRELATION_HEADER))
     g.correlation_token = logs.set_correlation_id(g.correlation_id)
@@ -84,7 +96,7 @@ def _read_streamed_body() -> None:
         return
     if "chunked" not in request.headers.get("Transfer-Encoding", "").lower():
         return
-    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    limit = request.max_content_length or current_app.config["MAX_CONTENT_LENGTH"]
     body = bytearray()
     while len(body) <= limit:
         chunk = request.environ["wsgi.input"].read(limit + 1 - len(body))

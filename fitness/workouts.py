@@ -26,6 +26,16 @@ WORKOUT_TYPES: tuple[str, ...] = tuple(sorted(WORKOUT_METS))
 GOAL_TYPES = ("workout_count", "active_minutes", "calories_burned")
 """What a goal measures: finished workouts, their minutes, or the calories they burned."""
 
+SESSION_STATUSES = ("active", "ended", "discarded")
+"""A session is active until it ends; one that ends shorter than ``MIN_WORKOUT_MINUTES`` is
+kept in the user's history as "discarded" and counts nowhere (statistics, goals, warehouse)."""
+
+MIN_WORKOUT_MINUTES = 1.0
+"""The shortest workout that counts, the same for live, logged, group and imported ones.
+
+Without it a session started and ended at once (0.0 minutes, 0.0 kcal) added 1 to every
+workout-count goal. One minute still counts a short set or a plank."""
+
 DEFAULT_BODY_WEIGHT_KG = 70.0
 """Used for calories when a user has not given a weight (a common adult reference weight)."""
 

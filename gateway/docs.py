@@ -131,8 +131,9 @@ def _parameter(spec: dict[str, Any], param: dict[str, Any]) -> dict[str, Any]:
 
 
 def _body(spec: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
-    media = body["content"]["application/json"]
+    media_type, media = next(iter(body["content"].items()))
     return {
+        "media_type": media_type,
         "required": body.get("required", False),
         "schema": _type(media["schema"]),
         "fields": _fields(spec, media["schema"]),
@@ -283,6 +284,7 @@ Machine-readable: <a href="openapi.json"><code>/openapi.json</code></a> (OpenAPI
 <td>{{ p.description | prose }}</td></tr>
 {% endfor %}</table>{% endif %}
 {% if op.body %}<h4>Body: <a href="#schema-{{ op.body.schema }}">{{ op.body.schema }}</a>
+{% if op.body.media_type != "application/json" %}<small>{{ op.body.media_type }}</small>{% endif %}
 {% if not op.body.required %}<small class="muted">(may be empty)</small>{% endif %}</h4>
 {% with fields = op.body.fields %}{% include "fields" %}{% endwith %}
 {% if op.body.example %}<pre>{{ op.body.example }}</pre>{% endif %}{% endif %}

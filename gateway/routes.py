@@ -34,7 +34,10 @@ bp.record_once(lambda state: state.app.url_map.converters.update(anypath=AnyPath
 PUBLIC_PATHS = {"/users/register", "/users/login"}
 ROUTES: list[tuple[re.Pattern, str]] = [
     (re.compile(r"^/users/(register|login)$"), "user_service"),
-    (re.compile(r"^/users/(?P<user>[^/]+)/(workouts|statistics|suggestions)$"), "activity_service"),
+    (
+        re.compile(r"^/users/(?P<user>[^/]+)/(workouts|statistics|suggestions|imports)$"),
+        "activity_service",
+    ),
     (re.compile(r"^/users/(?P<user>[^/]+)(/goals(/[^/]+)?)?$"), "user_service"),
     (re.compile(r"^/workouts/start$"), "activity_service"),
     (re.compile(r"^/workouts/[^/]+(/end)?$"), "activity_service"),

@@ -18,13 +18,12 @@ from typing import Any
 from sqlalchemy import create_engine, text
 
 from fitness import mongo
-from fitness.workouts import GOAL_TYPES, WORKOUT_TYPES
+from fitness.workouts import GOAL_TYPES, MIN_WORKOUT_MINUTES, SESSION_STATUSES, WORKOUT_TYPES
 
 USERNAME = re.compile(r"^[A-Za-z0-9_.-]{3,32}$")
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 USER_GOAL_STATUSES = ("active", "cancelled")
 COPY_GOAL_STATUSES = ("active", "cancelled", "deleted")
-SESSION_STATUSES = ("active", "ended")
 MAX_TARGET = 10_000_000
 MAX_MINUTES = 24 * 60
 
@@ -114,8 +113,16 @@ def _session_rules(doc: dict[str, Any]) -> Iterator[str]:
         yield "start_time is not a timestamp"
     if not _in_range(doc.get("weight_kg"), 20, 400):
         yield f"weight_kg {doc.get('weight_kg')!r} outside 20..400"
-    if doc.get("status") == "ended":
+    if doc.get("status") in ("ended", "discarded"):
         yield from _ended_rules(doc)
+    counted = _in_range(doc.get("duration"), MIN_WORKOUT_MINUTES, MAX_MINUTES)
+    finished = doc.get("status") in ("ended", "discarded")
+    if (
+        finished
+        and _in_range(doc.get("duration"), 0, MAX_MINUTES)
+        and counted != (doc["status"] == "ended")
+    ):
+        yield f"{doc['status']} with duration {doc.get('duration')!r} (the minimum decides)"
 
 
 def _ended_rules(doc: dict[str, Any]) -> Iterator[str]:

@@ -27,6 +27,7 @@ from hostile import (
 )
 
 from activity_service.store import ActivityStore
+from fitness.imports import MAX_IMPORT_BYTES
 
 # --- NoSQL operator injection -----------------------------------------------------------------
 
@@ -222,6 +223,7 @@ def _inject_goals(target: Target, me: User, tally: Tally, strings: list[str]) ->
 # --- oversized bodies -------------------------------------------------------------------------
 
 MAX_BODY_BYTES = 64 * 1024
+UPLOAD = "multipart/form-data; boundary=x"
 
 
 def oversized_bodies(target: Target, spec: dict[str, Any]) -> Tally:
@@ -233,6 +235,12 @@ def oversized_bodies(target: Target, spec: dict[str, Any]) -> Tally:
     big = json.dumps({"username": "a" * (MAX_BODY_BYTES + 1)}).encode()
     deep = b"[" * 20000 + b"]" * 20000
     deep_object = b'{"a":' * 5000 + b"1" + b"}" * 5000
+    for op in _body_operations(spec, uploads=True):  # files: the limit is MAX_IMPORT_BYTES
+        path = op.path.format(**ids)
+        answer = _announced(target, op.method, path, me.token, MAX_IMPORT_BYTES + 1)
+        _too_large(tally, answer, f"{op.method} {op.path} announced")
+        answer = _chunked(target, op.method, path, me.token, MAX_IMPORT_BYTES + 8192, UPLOAD)
+        _too_large(tally, answer, f"{op.method} {op.path} chunked")
     for op in _body_operations(spec):
         path = op.path.format(**ids)
         for name, raw in (("large", big), ("deep list", deep), ("deep object", deep_object)):
@@ -245,24 +253,50 @@ def oversized_bodies(target: Target, spec: dict[str, Any]) -> Tally:
     return tally
 
 
-def _body_operations(spec: dict[str, Any]) -> list[Operation]:
+def _body_operations(spec: dict[str, Any], uploads: bool = False) -> list[Operation]:
+    """Return the operations with a JSON body (or, with ``uploads``, with a file upload)."""
     found = []
     for path, item in spec["paths"].items():
         for method, op in item.items():
-            if isinstance(op, dict) and op.get("requestBody"):
+            if not isinstance(op, dict) or not op.get("requestBody"):
+                continue
+            if ("multipart/form-data" in op["requestBody"]["content"]) == uploads:
                 found.append(Operation(method.upper(), path, set(op["responses"]), None))
     return found
+
+
+def _announced(target: Target, method: str, path: str, token: str, size: int) -> Answer:
+    """Announce a body of ``size`` bytes and send none: the limit is checked before reading."""
+    parts = urlsplit(target.url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=TIMEOUT)
+    try:
+        conn.putrequest(method, path)
+        for name, value in (("Authorization", f"Bearer {token}"), ("Content-Type", UPLOAD)):
+            conn.putheader(name, value)
+        conn.putheader("Content-Length", str(size))
+        conn.endheaders()
+        response = conn.getresponse()
+        return Answer(response.status, response.headers, response.read())
+    finally:
+        conn.close()
 
 
 def _too_large(tally: Tally, answer: Answer, what: str) -> None:
     tally.check(answer.status == 413 and answer.is_json_error(), f"{what}: {answer.status}")
 
 
-def _chunked(target: Target, method: str, path: str, token: str, size: int) -> Answer:
+def _chunked(
+    target: Target,
+    method: str,
+    path: str,
+    token: str,
+    size: int,
+    content_type: str = "application/json",
+) -> Answer:
     """Send a body of ``size`` bytes in chunks, with no Content-Length."""
     parts = urlsplit(target.url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=TIMEOUT)
-    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": content_type}
     chunk = b" " * 8192
     try:
         conn.request(method, path, body=iter([chunk] * (size // len(chunk))), headers=headers)

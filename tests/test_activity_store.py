@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from conftest import Api, activity_db, start_stack
+from conftest import Api, activity_db, minutes_ago, start_stack
 
 from activity_service.service import sessions_of, unreported
 from activity_service.store import ActivityStore
@@ -153,7 +153,7 @@ class _Traffic:
         (a replica or the store died in between) is found again, not refused as a second one.
         """
         key = {"Idempotency-Key": uuid.uuid4().hex}
-        body = {"user_id": user_id, "workout_type": "rowing"}
+        body = {"user_id": user_id, "workout_type": "rowing", "start_time": minutes_ago(10)}
         started = self._until_ok(
             lambda api: api.post(f"{api.activity_url}/workouts/start", body, token, headers=key),
             201,

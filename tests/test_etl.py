@@ -11,6 +11,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Iterator
+from decimal import Decimal
 
 import pytest
 from etl_support import (
@@ -191,26 +192,30 @@ def test_it_keeps_daily_activity_equal_to_a_recount_as_sessions_change(stack, wa
             ("a day the table has", earlier),
             ("a day it has not yet", later),
             ("still going", {**yoga, "status": "active", "end_time": None, "duration": None}),
+            ("too short", {**yoga, "status": "active", "end_time": None, "duration": None}),
         ],
     )
     run_etl(warehouse, sources)
     assert daily_activity(warehouse) == daily_activity(warehouse, recount=True)
-    (a, _), (b, _), (earlier, _), (later, _), (going, _) = keys
+    (a, _), (b, _), (earlier, _), (later, _), (going, _), (short, _) = keys
 
     update_session(stack, a, duration=31.25, calories_burned=100.5)
     update_session(stack, earlier, workout_type="cycling")  # its old day and type empty
     update_session(stack, later, status="active")
     update_session(stack, going, status="ended", end_time=ago(minutes=1), duration=59.0)
+    update_session(stack, short, status="discarded", end_time=ago(minutes=1), duration=0.5)
     # Created after the last run, yet loaded already: the append falls back to the upsert.
     update_session(stack, b, created_at=dt.datetime.now(dt.UTC), duration=13.0)
     result = run_etl(warehouse, sources)
 
-    assert result.sources["sessions"].loaded >= 5  # the services may have changed others
+    assert result.sources["sessions"].loaded >= 6  # the services may have changed others
     assert daily_activity(warehouse) == daily_activity(warehouse, recount=True)
     assert [row[2:4] for row in daily_activity(warehouse) if row[0] == user_id] == [
         ("cycling", 1),
         ("yoga", 3),
     ]
+    sql = "SELECT status, duration_minutes FROM fact_workout_session WHERE session_id = %s"
+    assert query(warehouse, sql, short) == [("discarded", Decimal("0.5"))]
 
 
 def test_it_moves_sessions_keyed_by_no_uuid_to_rejected_rows_when_migrating(warehouse, monkeypatch):
@@ -233,7 +238,7 @@ def test_it_moves_sessions_keyed_by_no_uuid_to_rejected_rows_when_migrating(ware
             )
         monkeypatch.undo()
 
-        assert schema.migrate(conn) == [3]
+        assert schema.migrate(conn) == [3, 4]
 
     assert query(old, "SELECT source_key, reason_code FROM rejected_rows") == [
         ("not-a-uuid", "bad_key")

@@ -6,6 +6,7 @@ import datetime as dt
 import uuid
 
 import pytest
+from conftest import minutes_ago
 
 from fitness.auth import issue_token
 from fitness.workouts import WORKOUT_METS
@@ -259,7 +260,7 @@ def test_it_applies_a_keyed_create_once_on_any_replica(api, other_api):
     assert [g.status_code for g in goals] == [201, 201]
     assert goals[0].json()["goal_id"] == goals[1].json()["goal_id"]
 
-    body = {"user_id": user_id, "workout_type": "running"}
+    body = {"user_id": user_id, "workout_type": "running", "start_time": minutes_ago(10)}
     starts = [
         client.post(f"{client.activity_url}/workouts/start", body, token, headers=keyed)
         for client in (api, other_api)

@@ -123,10 +123,55 @@ def test_it_runs_a_workout_over_grpc(stack, channels, api):
     started = stub.StartWorkoutSession(
         activity_pb2.WorkoutRequest(user_id=user_id, workout_type="hiking"), timeout=TIMEOUT
     )
+    # Started now over gRPC: ended 2 minutes on (within the clock skew allowed), it counts.
+    end_time = dt.datetime.fromisoformat(started.start_time) + dt.timedelta(minutes=2)
     ended = stub.EndWorkoutSession(
-        activity_pb2.SessionRequest(session_id=started.session_id, user_id=user_id),
+        activity_pb2.SessionRequest(
+            session_id=started.session_id, user_id=user_id, end_time=end_time.isoformat()
+        ),
         timeout=TIMEOUT,
     )
-    assert ended.status == "ended"
+    assert (ended.status, ended.duration) == ("ended", 2.0)
     stats = api.get(f"{api.activity_url}/users/{user_id}/statistics", token).json()
     assert stats["total_workouts"] == 1
+
+
+def test_a_group_workout_too_short_to_count_is_saved_discarded(stack, channels, api):
+    """Who left a group session within the minimum keeps the workout, counted nowhere."""
+    (stayed, stayed_token), (left, left_token) = api.new_user(), api.new_user()
+    name = stack.replicas_of("activity_service")[0].name
+    stub = activity_pb2_grpc.ActivityServiceStub(channels[name])
+    end = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+    start = end - dt.timedelta(minutes=30)
+    member = activity_pb2.GroupParticipant
+    saved = stub.SaveGroupSession(
+        activity_pb2.GroupSession(
+            group_session_id=str(uuid.uuid4()),
+            creator_id=stayed,
+            workout_type="hiit",
+            name="lunch",
+            started_at=start.isoformat(),
+            ended_at=end.isoformat(),
+            participants=[
+                member(user_id=stayed, joined_at=start.isoformat()),
+                member(
+                    user_id=left,
+                    joined_at=start.isoformat(),
+                    left_at=(start + dt.timedelta(seconds=20)).isoformat(),
+                ),
+            ],
+            timeline_json="[]",
+            exercises_json="[]",
+            votes_json="[]",
+        ),
+        timeout=TIMEOUT,
+    )
+    stayed_id, left_id = saved.workout_session_ids
+    for user_id, token, workout_id, status, count in (
+        (stayed, stayed_token, stayed_id, "ended", 1),
+        (left, left_token, left_id, "discarded", 0),
+    ):
+        workout = api.get(f"{api.activity_url}/workouts/{workout_id}", token).json()
+        assert (workout["status"], workout["source"]) == (status, "group"), workout
+        stats = api.get(f"{api.activity_url}/users/{user_id}/statistics", token).json()
+        assert stats["total_workouts"] == count

@@ -171,6 +171,7 @@ def test_it_documents_the_saga_routes_as_saga_operations():
 
 def test_request_examples_are_accepted_by_the_services_models():
     bodies = [op["requestBody"] for _, _, op in OPERATIONS if "requestBody" in op]
+    bodies = [body for body in bodies if "multipart/form-data" not in body["content"]]  # a file
     assert len(bodies) == len(BODY_MODELS)
     for body in bodies:
         media = body["content"]["application/json"]

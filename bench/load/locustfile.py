@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 
 import gevent
 from gevent.queue import Queue
+from http_throughput import counting_start
 from locust import FastHttpUser, task
 
 PASSWORD = "load-profile-pw"
@@ -244,7 +245,11 @@ class Workout(Api):
             RECORD.free.put(self.account)
 
     def _workout(self, me: Account) -> None:
-        body = {"user_id": me.user_id, "workout_type": random.choice(WORKOUT_TYPES)}
+        body = {
+            "user_id": me.user_id,
+            "workout_type": random.choice(WORKOUT_TYPES),
+            "start_time": counting_start(),
+        }
         key = {"Idempotency-Key": uuid.uuid4().hex}
         answer = self.call(
             "POST", "/workouts/start", "POST /workouts/start", me, json=body, headers=key

@@ -172,6 +172,11 @@ def _operation(op: Operation) -> dict[str, Any]:
     if op.public:
         item["security"] = []
     item["parameters"] = _parameters(op)
+    if op.upload:
+        item["requestBody"] = {
+            "required": True,
+            "content": {"multipart/form-data": {"schema": ref("schemas", "ImportUpload")}},
+        }
     if op.body:
         fields = BODY_MODELS[op.body].model_fields.values()
         required = op.body_required or any(f.is_required() for f in fields)
@@ -200,6 +205,7 @@ def _responses(op: Operation) -> dict[str, Any]:
     if not op.own:  # the gateway's edge parses it: forwarded or run as a saga
         if op.body:
             errors.setdefault(400, []).append(examples.INVALID_JSON)
+        if op.body or op.upload:
             shared["413"] = ref("responses", "PayloadTooLarge")
         if op.writes:
             errors.setdefault(400, []).append(examples.BAD_KEY)

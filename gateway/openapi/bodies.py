@@ -26,6 +26,7 @@ BODY_MODELS: dict[str, type[BaseModel]] = {
         user_schemas.GoalChangeBody,
         activity_schemas.StartBody,
         activity_schemas.EndBody,
+        activity_schemas.LogWorkoutBody,
     )
 }
 
@@ -84,6 +85,31 @@ FIELD_NOTES: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {
             "When it began, to log a workout started earlier: ISO-8601 (no offset = UTC), "
             "within the last 7 days, not in the future. Default: now.",
             {"format": "date-time"},
+        ),
+    },
+    "LogWorkoutBody": {
+        "workout_type": ("The kind of workout.", {"enum": list(WORKOUT_TYPES)}),
+        "start_time": (
+            "When it began: ISO-8601 (no offset = UTC), any past date from "
+            f"{activity_schemas.EARLIEST_WORKOUT.date().isoformat()}.",
+            {"format": "date-time"},
+        ),
+        "end_time": (
+            "When it ended (or give `duration`): after the start, within 24 h of it, not in "
+            "the future.",
+            {"format": "date-time"},
+        ),
+        "duration": ("Its length in minutes (or give `end_time`).", {}),
+        "distance_km": ("Distance covered, in km.", {}),
+        "elevation_gain_m": ("Total climb, in metres.", {}),
+        "average_heart_rate": ("Average heart rate, in beats per minute.", {}),
+        "calories_burned": (
+            "kcal, e.g. from a heart-rate device. Default: MET x your weight x hours.",
+            {},
+        ),
+        "sets": (
+            f"Sets of strength work, at most {activity_schemas.MAX_SETS}.",
+            {},
         ),
     },
     "EndBody": {

@@ -129,7 +129,9 @@ def shared_responses() -> dict[str, Any]:
             "No token, or an invalid or expired one.", [ex.UNAUTHENTICATED, ex.TOKEN_EXPIRED]
         ),
         "Forbidden": error_response("Another user's data.", [ex.FORBIDDEN]),
-        "PayloadTooLarge": error_response("The body is over 64 KiB.", [ex.TOO_LARGE]),
+        "PayloadTooLarge": error_response(
+            "The body is over 64 KiB (a file to import: over 16 MiB).", [ex.TOO_LARGE]
+        ),
         "IdempotencyKeyReused": error_response(
             "This Idempotency-Key came with a different request.", [ex.KEY_REUSED]
         ),
@@ -158,6 +160,16 @@ def shared_responses() -> dict[str, Any]:
             "application/json": {
                 "schema": ref("schemas", "SagaAccepted"),
                 "example": examples.SAGA_RUNNING,
+            }
+        },
+    }
+    responses["NothingNew"] = {
+        "description": "Every activity in the file had been imported before: nothing changed.",
+        "headers": {name: ref("headers", name) for name in ("X-Request-ID", "Idempotent-Replayed")},
+        "content": {
+            "application/json": {
+                "schema": ref("schemas", "ImportSummary"),
+                "example": {**examples.IMPORT_SUMMARY, "imported": 0, "workout_ids": []},
             }
         },
     }

@@ -33,10 +33,15 @@ ACTIVE_SESSION = {
     "user_id": USER_ID,
     "workout_type": "running",
     "status": "active",
+    "source": "live",
     "start_time": "2026-11-23T19:09:00+00:00",
     "end_time": None,
     "duration": None,
     "calories_burned": None,
+    "distance_km": None,
+    "elevation_gain_m": None,
+    "average_heart_rate": None,
+    "sets": [],
 }
 ENDED_SESSION = {
     **ACTIVE_SESSION,
@@ -44,6 +49,27 @@ ENDED_SESSION = {
     "end_time": "2026-11-23T19:39:00+00:00",
     "duration": 30.0,
     "calories_burned": 313.6,
+}
+LOGGED_SESSION = {
+    **ENDED_SESSION,
+    "session_id": "0c1e3e4a-52f2-5c86-9d0e-8f7b1a2c3d4e",
+    "workout_type": "strength",
+    "source": "logged",
+    "start_time": "2026-10-02T07:15:00+00:00",
+    "end_time": "2026-10-02T08:00:00+00:00",
+    "duration": 45.0,
+    "calories_burned": 315.0,
+    "sets": [
+        {"exercise": "Squat", "muscle_group": "Legs", "reps": 5, "weight_kg": 100.0},
+        {"exercise": "Squat", "muscle_group": "Legs", "reps": 5, "weight_kg": 100.0},
+    ],
+}
+IMPORT_SUMMARY = {
+    "imported": 2,
+    "duplicates": 1,
+    "rejected": 1,
+    "rejections": [{"where": "log.csv row 4", "reason": "date '31/12/2025' is not YYYY-MM-DD"}],
+    "workout_ids": ["0c1e3e4a-52f2-5c86-9d0e-8f7b1a2c3d4e", "5d2f6a1b-7c3e-5e9f-8a0b-1c2d3e4f5a6b"],
 }
 TOKEN = {
     "token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiI5MTlk…",

@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from fitness.workouts import WORKOUT_TYPES
+from fitness.workouts import MIN_WORKOUT_MINUTES, WORKOUT_TYPES
 from gateway.openapi.examples import (
     ACTIVE_SESSION,
     ENDED_SESSION,
     GATEWAY_STATUS,
+    IMPORT_SUMMARY,
+    LOGGED_SESSION,
     SESSION_ID,
     SESSION_NOT_FOUND,
     STATISTICS,
@@ -36,6 +38,7 @@ class Operation:
     body: str | None = None  # a BODY_MODELS name
     body_example: dict[str, Any] | None = None
     body_required: bool = False  # True: refused without a field, though each one is optional
+    upload: bool = False  # True: the body is a multipart/form-data file upload (``UPLOAD``)
     errors: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     public: bool = False
     query: tuple[str, ...] = ()
@@ -217,12 +220,92 @@ WORKOUT_OPERATIONS = [
         query=("Limit", "Offset"),
     ),
     Operation(
+        method="post",
+        path="/users/{user_id}/workouts",
+        tag="workouts",
+        operation_id="logWorkout",
+        summary="Log a past workout",
+        description="Record a finished workout in one call, for any past date: its start and "
+        "its `end_time` or `duration` (minutes), with distance, calories and sets if you have "
+        "them. It counts in statistics and goals like a live one. It must last at least "
+        f"{MIN_WORKOUT_MINUTES:g} minute(s). The same type at the same start is one workout: "
+        "logging it again gets 409 with its id.",
+        ok=(201, "WorkoutSession", LOGGED_SESSION),
+        body="LogWorkoutBody",
+        body_example={
+            "workout_type": "strength",
+            "start_time": "2026-10-02T07:15:00Z",
+            "duration": 45,
+            "sets": LOGGED_SESSION["sets"],
+        },
+        errors={
+            400: [
+                error(
+                    "validation_failed",
+                    "Give the workout's end_time or its duration in minutes, not both.",
+                    {"end_time": "Give this or duration.", "duration": "Give this or end_time."},
+                )
+            ],
+            404: [USER_NOT_FOUND],
+            409: [
+                error(
+                    "workout_exists",
+                    f"You already have this workout ({LOGGED_SESSION['session_id']}): same "
+                    "type, same start.",
+                    {"session_id": LOGGED_SESSION["session_id"]},
+                )
+            ],
+        },
+    ),
+    Operation(
+        method="post",
+        path="/users/{user_id}/imports",
+        tag="workouts",
+        operation_id="importWorkouts",
+        summary="Import workouts from a file",
+        description="Upload a GPX, TCX or FIT file (each may be gzipped) or a CSV, as the "
+        "multipart/form-data part `file`, up to 16 MiB. Each activity in it becomes a finished "
+        "workout that counts like a live one; the same activity imported again, from this file "
+        "or another format, is counted as a duplicate, not stored twice. Activities or rows "
+        "that can't be imported are listed with the reason while the rest imports. 201 when "
+        "something was imported, 200 when all of it was there already. See the README for the "
+        "CSV layouts and the sport mapping.",
+        ok=(201, "ImportSummary", IMPORT_SUMMARY),
+        upload=True,
+        responses={"200": {"$ref": "#/components/responses/NothingNew"}},
+        errors={
+            400: [
+                error(
+                    "unsupported_format",
+                    "'notes.docx' is not a file this service imports; accepted: .csv, .fit, "
+                    ".gpx, .tcx.",
+                    {"file": "One of .csv, .fit, .gpx, .tcx, optionally gzipped (.gz)."},
+                ),
+                error(
+                    "unreadable_file",
+                    "'ride.fit' could not be read: it is not a complete FIT file.",
+                    {"file": "it is not a complete FIT file"},
+                ),
+                error(
+                    "unsafe_file",
+                    "'run.gpx' was refused: it declares a DTD or entities.",
+                    {"file": "it declares a DTD or entities"},
+                ),
+                error(
+                    "nothing_imported",
+                    "The file holds no workout that could be imported.",
+                    {"plan.gpx": "its points have no times"},
+                ),
+            ],
+        },
+    ),
+    Operation(
         method="get",
         path="/users/{user_id}/statistics",
         tag="workouts",
         operation_id="getStatistics",
         summary="Your statistics",
-        description="Totals over your ended sessions: minutes and kcal.",
+        description="Totals over your ended sessions (not the discarded ones): minutes and kcal.",
         ok=(200, "Statistics", STATISTICS),
     ),
 ]

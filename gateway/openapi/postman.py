@@ -66,7 +66,12 @@ def _request(spec: dict[str, Any], path: str, method: str, op: dict[str, Any]) -
     if op.get("security") == []:
         request["auth"] = {"type": "noauth"}
     body = op.get("requestBody")
-    if body:
+    if body and "multipart/form-data" in body["content"]:
+        request["body"] = {
+            "mode": "formdata",
+            "formdata": [{"key": "file", "type": "file", "src": []}],
+        }
+    elif body:
         example = _with_variables(spec, body["content"]["application/json"]["example"])
         request["header"].insert(0, {"key": "Content-Type", "value": "application/json"})
         request["body"] = {
@@ -88,7 +93,10 @@ def _with_variables(spec: dict[str, Any], example: dict[str, Any]) -> dict[str, 
         for param in spec["components"]["parameters"].values()
         if param["in"] == "path" and "example" in param
     }
-    return {key: variables.get(value, value) for key, value in example.items()}
+    return {
+        key: variables.get(value, value) if isinstance(value, str) else value
+        for key, value in example.items()
+    }
 
 
 def _url(path: str, query: list[dict[str, Any]]) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fitness.workouts import GOAL_TYPES, WORKOUT_TYPES
+from fitness.workouts import GOAL_TYPES, MIN_WORKOUT_MINUTES, SESSION_STATUSES, WORKOUT_TYPES
 from gateway.sagas.goals import SAGAS
 from gateway.sagas.log import TERMINAL_STATES
 
@@ -218,15 +218,74 @@ RESPONSE_SCHEMAS: dict[str, Any] = {
             "session_id": _text("The session's id."),
             "user_id": _text("Its owner."),
             "workout_type": _WORKOUT_TYPE,
-            "status": _text("Whether it has ended.", enum=["active", "ended"]),
+            "status": _text(
+                "`active` until it ends; `ended` counts in statistics and goals; `discarded` "
+                f"ended shorter than {MIN_WORKOUT_MINUTES:g} minute(s): kept, counted nowhere.",
+                enum=list(SESSION_STATUSES),
+            ),
+            "source": _text(
+                "Where it came from: started and ended `live`, a `group` session, `logged` "
+                "after the fact, or read from a file (`import`).",
+                enum=["live", "group", "logged", "import"],
+            ),
             "start_time": _TIMESTAMP,
             "end_time": _nullable(_TIMESTAMP),
             "duration": _nullable(_number("Minutes, rounded to 0.01; null while active.")),
             "calories_burned": _nullable(
-                _number("MET x weight (kg) x hours, rounded to 0.1; null while active.")
+                _number(
+                    "As given when logged, else MET x weight (kg) x hours; rounded to 0.1; "
+                    "null while active."
+                )
             ),
+            "distance_km": _nullable(_number("Distance in km, when known.")),
+            "elevation_gain_m": _nullable(_number("Total climb in metres, when known.")),
+            "average_heart_rate": _nullable(_number("Beats per minute, when known.")),
+            "sets": {
+                "type": "array",
+                "description": "Sets of strength work, when logged.",
+                "items": ref("schemas", "WorkoutSet"),
+            },
         },
         "A workout session.",
+    ),
+    "ImportUpload": {
+        "type": "object",
+        "required": ["file"],
+        "properties": {
+            "file": {
+                "type": "string",
+                "contentMediaType": "application/octet-stream",
+                "description": "The file: .gpx, .tcx, .fit or .csv, optionally gzipped (.gz); "
+                "its name's extension says which.",
+            },
+            "workout_type": {
+                **_WORKOUT_TYPE,
+                "description": "For activities whose file names no sport we map.",
+            },
+        },
+        "additionalProperties": False,
+    },
+    "ImportSummary": _object(
+        "ImportSummary",
+        {
+            "imported": _number("Workouts stored now.", "integer"),
+            "duplicates": _number("Activities imported before (this or another file).", "integer"),
+            "rejected": _number("Activities or rows that could not be imported.", "integer"),
+            "rejections": {
+                "type": "array",
+                "description": "Where and why, for the first 100 rejected.",
+                "items": _object(
+                    "Rejection",
+                    {"where": _text("The file, track, session or row."), "reason": _text("Why.")},
+                ),
+            },
+            "workout_ids": {
+                "type": "array",
+                "description": "The ids of the workouts stored now.",
+                "items": {"type": "string"},
+            },
+        },
+        "What an import did.",
     ),
     "WorkoutPage": _object(
         "WorkoutPage",

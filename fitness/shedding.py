@@ -1,0 +1,122 @@
+"""Expensive work on a small pool of its own, at low CPU priority, refused past a bound.
+
+Two things a service does are deliberately expensive: hashing a password (user service) and
+reading an uploaded workout file (activity service). Run in the request threads, a burst of
+either would take every core and every other request would wait behind it. So each runs on a
+pool of its own whose workers have a lower CPU priority (``nice``: the scheduler serves the rest
+of the API first), and at most ``workers + queue`` jobs are in flight per process. Past that
+bound a request is refused at once with ``Busy`` (503, ``Retry-After``, ``X-Load-Shed``: nothing
+was done, so the gateway may try another replica) rather than queued behind a wait nobody would
+accept.
+
+Threads suit work that leaves the GIL (argon2 is C); Python work (parsing) needs processes, or
+it would still hold the GIL the request threads need.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import resource
+import threading
+from collections.abc import Callable
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool as BrokenExecutor
+from typing import TypeVar
+
+from fitness.errors import Unavailable
+
+log = logging.getLogger(__name__)
+
+Result = TypeVar("Result")
+
+# At 10 a thread or process weighs ~1/10 of a normal one when both want the CPU.
+NICENESS = 10
+
+
+class Busy(Unavailable):
+    """Too many jobs in flight: this request was refused before any work."""
+
+    code = "busy"
+
+    def __init__(self, what: str, retry_after: int):
+        super().__init__(f"Too many {what} at once; retry in {retry_after}s.")
+        self.retry_after = retry_after
+
+    def response_headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after), "X-Load-Shed": "1"}
+
+
+class SheddingPool:
+    """Run jobs on a bounded, low-priority pool; refuse them with ``Busy`` past the bound.
+
+    ``processes``: a pool of processes (started by spawn, so nothing of the parent's threads,
+    channels or locks is inherited) instead of threads. The pool is made at first use, so a
+    service that forks its workers makes one in each of them.
+    """
+
+    def __init__(
+        self,
+        what: str,
+        workers: int = 1,
+        queue: int = 0,
+        retry_after: int = 1,
+        wait_seconds: float = 30.0,
+        processes: bool = False,
+        memory_limit: int | None = None,
+    ):
+        self.what = what
+        self.workers = workers
+        self.retry_after = retry_after
+        self.wait_seconds = wait_seconds
+        self.processes = processes
+        self.memory_limit = memory_limit  # bytes of address space a worker process may use
+        self._slots = threading.BoundedSemaphore(workers + queue)
+        self._executor: Executor | None = None
+        self._made = threading.Lock()
+
+    def run(self, work: Callable[..., Result], *args) -> Result:
+        """Return ``work(*args)`` run on the pool; raise ``Busy`` past the bound."""
+        if not self._slots.acquire(blocking=False):
+            raise Busy(self.what, self.retry_after)
+        try:
+            return self._pool().submit(work, *args).result(timeout=self.wait_seconds)
+        except BrokenExecutor:  # a worker process died (killed, out of memory): start afresh
+            with self._made:
+                self._executor = None
+            raise Unavailable(f"The {self.what} pool restarted; try again.") from None
+        finally:
+            self._slots.release()
+
+    def _pool(self) -> Executor:
+        with self._made:
+            if self._executor is None:
+                if self.processes:
+                    self._executor = ProcessPoolExecutor(
+                        self.workers,
+                        mp_context=multiprocessing.get_context("spawn"),
+                        initializer=_start_process,
+                        initargs=(self.memory_limit,),
+                    )
+                else:
+                    self._executor = ThreadPoolExecutor(
+                        self.workers, thread_name_prefix=self.what, initializer=lower_priority
+                    )
+            return self._executor
+
+
+def _start_process(memory_limit: int | None) -> None:
+    """Set up a worker process: low priority, and a bound on its memory (MemoryError past it)."""
+    lower_priority()
+    if memory_limit:
+        resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
+
+
+def lower_priority() -> None:
+    """Lower the calling thread's CPU priority (Linux: per thread; a process's first thread
+    is the process); elsewhere, leave it."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICENESS)
+    except (AttributeError, OSError) as exc:  # not Linux, or not allowed
+        log.warning("pool workers keep their priority: %s", exc)
