@@ -35,6 +35,7 @@ DEFAULTS: dict[str, Any] = {
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the activity service's app; nothing connects to the network until needed."""
     from activity_service import routes
+    from activity_service.exports import ExportService
     from activity_service.goals import GoalRegistry
     from activity_service.groups import GroupSessions
     from activity_service.grpc_api import ActivityServicer
@@ -52,11 +53,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         me=mtls.identity(settings, SERVICE_NAME),
         server_role="user_service",
     )
-    sessions = WorkoutService(
-        store,
-        UserDirectory(user_client, settings["INLINE_GRPC_TIMEOUT_SECONDS"]),
-        settings["MIN_WORKOUT_MINUTES"],
-    )
+    users = UserDirectory(user_client, settings["INLINE_GRPC_TIMEOUT_SECONDS"])
+    sessions = WorkoutService(store, users, settings["MIN_WORKOUT_MINUTES"])
     goals = GoalRegistry(store)
     groups = GroupSessions(store, sessions)
     app.extensions.update(
@@ -64,6 +62,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         workouts=sessions,
         goals=goals,
         imports=ImportService(store, sessions),
+        exports=ExportService(store, users),
         user_client=user_client,
     )
 

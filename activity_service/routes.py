@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, g, request
+import datetime as dt
+
+from flask import Blueprint, Response, current_app, g, request
 
 from activity_service import schemas
 from activity_service.service import logged_workout
@@ -82,6 +84,19 @@ def _import_form():
     if fields:
         raise ValidationFailed("Send one file to import, and optionally its workout type.", fields)
     return upload, workout_type
+
+
+@bp.get("/users/<user_id>/export")
+@login_required
+def export(user_id: str):
+    ensure_self(user_id)
+    archive = current_app.extensions["exports"].export(user_id)
+    name = f"fitness-export-{dt.date.today().isoformat()}.zip"
+    return Response(
+        archive,
+        mimetype="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 @bp.get("/users/<user_id>/statistics")

@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from google.protobuf.json_format import MessageToDict
 from pymongo import ReturnDocument
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
@@ -56,7 +57,7 @@ def utcnow() -> dt.datetime:
     return _to_millis(dt.datetime.now(dt.UTC))
 
 
-def _as_utc(moment: dt.datetime) -> dt.datetime:
+def as_utc(moment: dt.datetime) -> dt.datetime:
     return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment
 
 
@@ -69,8 +70,8 @@ def session_view(doc: dict[str, Any]) -> dict[str, Any]:
         "workout_type": doc["workout_type"],
         "status": doc["status"],
         "source": source_kind(doc.get("source")),
-        "start_time": _as_utc(doc["start_time"]).isoformat(),
-        "end_time": _as_utc(end_time).isoformat() if end_time else None,
+        "start_time": as_utc(doc["start_time"]).isoformat(),
+        "end_time": as_utc(end_time).isoformat() if end_time else None,
         "duration": doc.get("duration"),
         "calories_burned": doc.get("calories_burned"),
         **{name: doc.get(name) for name in WORKOUT_DETAILS},
@@ -204,6 +205,23 @@ class UserDirectory:
             return user.weight_kg, "profile"
         return workouts.DEFAULT_BODY_WEIGHT_KG, "default"
 
+    def account(self, user_id: str) -> dict[str, Any]:
+        """Return the user's account as the user service keeps it (for an export)."""
+        user = self.client.call("GetUser", user_pb2.GetUserRequest(user_id=user_id))
+        return MessageToDict(
+            user, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+        )
+
+    def goals(self, user_id: str) -> list[dict[str, Any]]:
+        """Return the user's goals as the user service keeps them (for an export)."""
+        found = self.client.call("ListUserGoals", user_pb2.ListGoalsRequest(user_id=user_id))
+        return [
+            MessageToDict(
+                goal, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+            )
+            for goal in found.goals
+        ]
+
     def record_workout(self, doc: dict[str, Any], inline: bool = True) -> None:
         """Count an ended session towards the owner's goals (idempotent on the session id).
 
@@ -215,7 +233,7 @@ class UserDirectory:
             workout_type=doc["workout_type"],
             duration_minutes=doc["duration"],
             calories_burned=doc["calories_burned"],
-            ended_at=_as_utc(doc["end_time"]).isoformat(),
+            ended_at=as_utc(doc["end_time"]).isoformat(),
         )
         self.client.call("RecordWorkout", request, timeout=self.inline_timeout if inline else None)
 
@@ -329,7 +347,7 @@ class WorkoutService:
         if doc["status"] != "active":
             return session_view(doc)
         end_time = _to_millis(end_time) if end_time else utcnow()
-        start_time = _as_utc(doc["start_time"])
+        start_time = as_utc(doc["start_time"])
         if end_time < start_time:
             raise ValidationFailed(
                 "end_time is before the session's start.",

@@ -51,6 +51,11 @@ class ActivityStore:
         return self.db["group_sessions"]
 
     @property
+    def exports(self) -> Any:
+        """When each user last exported, keyed by user id (``exports``: one an hour)."""
+        return self.db["exports"]
+
+    @property
     def imported_activities(self) -> Any:
         """Fingerprints of imported activities, keyed ``user:fingerprint`` (``imports``)."""
         return self.db["imported_activities"]

@@ -82,15 +82,48 @@ def charts() -> list[str]:
 
 
 def _series(chart: Chart, columns: list[str], rows: list[tuple]) -> dict[str, list[tuple]]:
-    """Group (x, y) points by series, keeping the ``max_series`` largest by total y."""
+    """Group (x, y) points by series, keeping the ``max_series`` largest by total y, each
+    with a 0 at every step of the whole range it lacks when the chart says so."""
     x, y = columns.index(chart.x), columns.index(chart.y)
     label = columns.index(chart.series) if chart.series else None
-    points: dict[str, list[tuple]] = defaultdict(list)
+    points: dict[str, dict[Any, float]] = defaultdict(dict)
     for row in rows:
         key = str(row[label]) if label is not None else chart.y
-        points[key].append((row[x], float(row[y] or 0)))
-    biggest = sorted(points, key=lambda key: -sum(value for _, value in points[key]))
-    return {key: points[key] for key in biggest[: chart.max_series]}
+        points[key][row[x]] = points[key].get(row[x], 0.0) + float(row[y] or 0)
+    biggest = sorted(points, key=lambda key: -sum(points[key].values()))[: chart.max_series]
+    steps = _steps(chart, [moment for key in biggest for moment in points[key]])
+    return {
+        key: sorted((dict.fromkeys(steps, 0.0) | points[key]).items())
+        if chart.zero_fill
+        else sorted(points[key].items())
+        for key in biggest
+    }
+
+
+def _steps(chart: Chart, moments: list[Any]) -> list[Any]:
+    """Return every step from the first of ``moments`` to the last."""
+    if not moments:
+        return []
+    first, last = min(moments), max(moments)
+    return [first + chart.step * i for i in range((last - first) // chart.step + 1)]
+
+
+def x_limits(chart: Chart, series: dict[str, list[tuple]]) -> tuple[Any, Any]:
+    """Return the x axis's range: the data's, and half a step more on each side.
+
+    Left to matplotlib, a single week got an axis from 2025 to 2029.
+    """
+    moments = [_instant(moment) for points in series.values() for moment, _ in points]
+    if not moments:
+        moments = [_instant(dt.date.today())]
+    return min(moments) - chart.step / 2, max(moments) + chart.step / 2
+
+
+def _instant(moment: dt.date) -> dt.datetime:
+    """A date as its midnight: a date minus half a day would still be that date."""
+    if isinstance(moment, dt.datetime):
+        return moment
+    return dt.datetime.combine(moment, dt.time())
 
 
 def _draw(name: str, chart: Chart, series: dict[str, list[tuple]], path: Path) -> None:
@@ -102,6 +135,8 @@ def _draw(name: str, chart: Chart, series: dict[str, list[tuple]], path: Path) -
     figure, axes = pyplot.subplots(figsize=(10, 5))
     for label, points in series.items():
         axes.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
+    axes.set_xlim(*x_limits(chart, series))
+    axes.set_ylim(bottom=0)  # an amount: its axis starts at zero
     axes.set_title(name.replace("_", " "))
     axes.set_xlabel(chart.x)
     axes.set_ylabel(chart.y)

@@ -6,6 +6,7 @@ rounded the way the activity service's ``/users/{id}/statistics`` rounds them.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 VIEWS = """
@@ -89,14 +90,23 @@ WHERE total_workouts > 0;
 """
 
 
+WEEK = dt.timedelta(days=7)
+
+
 @dataclass(frozen=True)
 class Chart:
-    """How to draw a time-series view: ``y`` against ``x``, one line per ``series`` value."""
+    """How to draw a time-series view: ``y`` against ``x``, one line per ``series`` value.
+
+    ``step``: the x axis's unit (a day, a week). An activity chart (``zero_fill``) shows a step
+    without a row as 0, so a line never joins two active days across idle ones.
+    """
 
     x: str
     y: str
     series: str | None = None
     max_series: int = 8
+    step: dt.timedelta = dt.timedelta(days=1)
+    zero_fill: bool = False
 
 
 @dataclass(frozen=True)
@@ -116,13 +126,13 @@ REPORTS: dict[str, Report] = {
             "weekly_activity",
             "week_start DESC, minutes DESC",
             "sessions, minutes and calories per user per week",
-            Chart("week_start", "minutes", series="username"),
+            Chart("week_start", "minutes", "username", step=WEEK, zero_fill=True),
         ),
         Report(
             "daily_activity",
             "date DESC",
             "sessions, active users, minutes and calories per day",
-            Chart("date", "calories"),
+            Chart("date", "calories", zero_fill=True),
         ),
         Report(
             "calories_by_workout_type",

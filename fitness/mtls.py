@@ -37,7 +37,7 @@ CALLERS: dict[str, frozenset[str]] = {
     "/fitness.v1.UserService/RegisterUser": _GATEWAY,
     "/fitness.v1.UserService/GetUser": frozenset({"activity_service", "gateway"}),
     "/fitness.v1.UserService/GetUserGoal": _GATEWAY,
-    "/fitness.v1.UserService/ListUserGoals": _GATEWAY,
+    "/fitness.v1.UserService/ListUserGoals": frozenset({"activity_service", "gateway"}),
     "/fitness.v1.UserService/CreateGoal": _GATEWAY,
     "/fitness.v1.UserService/UpdateGoal": _GATEWAY,
     "/fitness.v1.UserService/CancelGoal": _GATEWAY,

@@ -73,7 +73,7 @@ DEFAULTS: dict[str, Any] = {
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the gateway; upstream connections are made on the first request."""
-    from gateway import docs, routes, security
+    from gateway import docs, pages, routes, security
     from gateway.health import HealthChecker
     from gateway.live import init_live
     from gateway.live import routes as live_routes
@@ -108,6 +108,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(live_routes.bp)
     app.register_blueprint(routes.bp)
     app.register_blueprint(docs.bp)
+    app.register_blueprint(pages.bp)
     background = [
         checker.run,
         app.extensions["shards"].run_probes,

@@ -35,7 +35,7 @@ PUBLIC_PATHS = {"/users/register", "/users/login"}
 ROUTES: list[tuple[re.Pattern, str]] = [
     (re.compile(r"^/users/(register|login)$"), "user_service"),
     (
-        re.compile(r"^/users/(?P<user>[^/]+)/(workouts|statistics|suggestions|imports)$"),
+        re.compile(r"^/users/(?P<user>[^/]+)/(workouts|statistics|suggestions|imports|export)$"),
         "activity_service",
     ),
     (re.compile(r"^/users/(?P<user>[^/]+)(/goals(/[^/]+)?)?$"), "user_service"),
@@ -100,7 +100,7 @@ def _read(service: str, target: str, path_user: str | None) -> Response:
             found.body, 200, content_type="application/json", headers={"X-Cache": "HIT"}
         )
     upstream = _send(service, target)
-    if upstream.status == 200:
+    if upstream.status == 200 and _is_json(upstream):  # not an export's zip
         cache.store(path_user, target, found.version, upstream.body)
     response = _respond(upstream)
     response.headers["X-Cache"] = "MISS"
@@ -162,6 +162,11 @@ def _send(service: str, target: str) -> UpstreamResponse:
     return current_app.extensions["proxy"].forward(
         service, request.method, target, request.get_data(), headers
     )
+
+
+def _is_json(upstream: UpstreamResponse) -> bool:
+    content_type = next((v for k, v in upstream.headers.items() if k.lower() == "content-type"), "")
+    return content_type.startswith("application/json")
 
 
 def _respond(upstream: UpstreamResponse) -> Response:

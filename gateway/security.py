@@ -1,8 +1,9 @@
 """Browser-facing protections on every gateway answer: security headers and configured CORS.
 
 The headers follow the OWASP REST Security and HTTP Headers cheat sheets: answers are JSON for
-API clients, so browsers are told not to sniff, frame, cache or send referrers with them. A page
-that needs more (``/live``, ``/docs``) sets its own Content-Security-Policy, which is kept.
+API clients, so browsers are told not to sniff, frame, cache or send referrers with them. A
+page that needs more (``/live``, ``/import``, ``/docs``) sets its own Content-Security-Policy,
+which is kept.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from flask_cors import CORS
 from fitness.config import split_targets
 
 # Documents anyone may fetch; they may be cached but must be revalidated (the spec has an ETag).
-PUBLIC_DOCUMENTS = {"/openapi.json", "/docs", "/live"}
+PUBLIC_DOCUMENTS = {"/openapi.json", "/docs", "/live", "/import"}
 # Headers that name the software answering: they help an attacker pick exploits, nobody else.
 SOFTWARE_HEADERS = ("Server", "X-Powered-By")
 CORS_METHODS = ["GET", "POST", "PATCH", "DELETE", "OPTIONS"]

@@ -10,10 +10,13 @@ https://chromedevtools.github.io/devtools-protocol/
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import itertools
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -22,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from simple_websocket import Client
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
@@ -124,6 +128,15 @@ class Page:
         """Click ``#element_id`` (a submit button submits its form, checking it first)."""
         self.evaluate(f"document.getElementById({json.dumps(element_id)}).click()")
 
+    def choose_files(self, element_id: str, paths: list[Path]) -> None:
+        """Put ``paths`` into the file input ``#element_id``, as a person choosing them would."""
+        self.devtools.call("DOM.enable")
+        root = self.devtools.call("DOM.getDocument")["root"]["nodeId"]
+        node = self.devtools.call("DOM.querySelector", nodeId=root, selector=f"#{element_id}")
+        self.devtools.call(
+            "DOM.setFileInputFiles", nodeId=node["nodeId"], files=[str(p) for p in paths]
+        )
+
     def text(self, element_id: str) -> str:
         return self.evaluate(f"document.getElementById({json.dumps(element_id)}).textContent")
 
@@ -214,3 +227,29 @@ def headless_chromium(executable: str, profile_dir: Path) -> Iterator[Browser]:
         yield browser
     finally:
         browser.close()
+
+
+def script_hash(html: str) -> str:
+    """Return the CSP source that allows a page's inline script."""
+    script = re.search(r"<script>(.*?)</script>", html, re.DOTALL)
+    assert script is not None, "the page has no inline script"
+    digest = hashlib.sha256(script.group(1).encode()).digest()
+    return "'sha256-" + base64.b64encode(digest).decode() + "'"
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    """Return the Chromium to drive; without one, skip (fail on CI, where it must be)."""
+    path = find_chromium()
+    if path is None:
+        reason = "chromium is not installed (make browser, or apt-get install -y chromium)"
+        if os.environ.get("CI", "").lower() in ("true", "1"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return path
+
+
+@pytest.fixture
+def browser(chromium, tmp_path) -> Iterator[Browser]:
+    with headless_chromium(chromium, tmp_path / "chromium") as running:
+        yield running

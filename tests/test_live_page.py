@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
-import os
-import re
 from pathlib import Path
 
+import browser as cdp
 import pytest
-from browser import Page, find_chromium, headless_chromium
+from browser import Page, script_hash
 from conftest import GatewayApi, gateway_tier, make_replicas
 
 from devstack.stack import LocalStack
 
+chromium, browser = cdp.chromium, cdp.browser  # fixtures, shared with test_import_page.py
 PAGE_FILE = Path(__file__).parents[1] / "gateway" / "live" / "page.html"
 LIVE_ENV = {
     "FITNESS_HEALTH_INTERVAL_SECONDS": "0.5",
@@ -27,31 +25,11 @@ TIMELINE = """[...document.querySelectorAll('#timeline li[data-seq]')].map(li =>
    li.querySelector('.text').textContent])"""
 
 
-def script_hash(html: str) -> str:
-    """Return the CSP source that allows the page's inline script."""
-    script = re.search(r"<script>(.*?)</script>", html, re.DOTALL)
-    assert script is not None, "the page has no inline script"
-    digest = hashlib.sha256(script.group(1).encode()).digest()
-    return "'sha256-" + base64.b64encode(digest).decode() + "'"
-
-
 def test_it_pins_its_script_in_its_content_security_policy():
     expected = script_hash(PAGE_FILE.read_text())
     assert f"script-src {expected};" in PAGE_FILE.read_text(), (
         f"page.html's script changed: set script-src {expected} in its CSP <meta>"
     )
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    """Return the Chromium to drive; without one, skip (fail on CI, where it must be)."""
-    path = find_chromium()
-    if path is None:
-        reason = "chromium is not installed (make browser, or apt-get install -y chromium)"
-        if os.environ.get("CI", "").lower() in ("true", "1"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -63,12 +41,6 @@ def live_stack(chromium, tmp_path_factory):
         yield stack
     finally:
         stack.stop()
-
-
-@pytest.fixture
-def browser(chromium, tmp_path):
-    with headless_chromium(chromium, tmp_path / "chromium") as running:
-        yield running
 
 
 def test_it_runs_a_group_session_for_two_pages_on_two_gateways(live_stack, browser):

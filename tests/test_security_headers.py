@@ -137,10 +137,13 @@ def test_it_sends_them_on_429_and_503_too(stack):
 def test_it_keeps_the_pages_own_content_security_policy(stack):
     gateway = _target(stack)
     live, docs = gateway.send("GET", "/live"), gateway.send("GET", "/docs")
+    uploads = gateway.send("GET", "/import")
     spec = gateway.send("GET", "/openapi.json")
     assert live.headers["Content-Security-Policy"] == "frame-ancestors 'none'"
+    assert uploads.headers["Content-Security-Policy"] == "frame-ancestors 'none'"
+    assert b"script-src 'sha256-" in uploads.body
     assert docs.headers["Content-Security-Policy"] == PAGE_POLICY
-    for page in (live, docs, spec):
+    for page in (live, uploads, docs, spec):
         _assert_secure(page, cache="no-cache")
     assert spec.headers["ETag"]
 

@@ -24,6 +24,7 @@ from fitness.errors import AuthenticationFailed
 from gateway.live import protocol
 from gateway.live.connection import Connection
 from gateway.live.protocol import LiveError
+from gateway.pages import html_page
 
 log = logging.getLogger(__name__)
 bp = Blueprint("live", __name__)
@@ -48,17 +49,7 @@ def authenticate() -> None:
 
 @bp.get("/live")
 def page() -> Response:
-    response = Response(PAGE.read_bytes(), mimetype="text/html")
-    # The page sets its own script policy (a <meta> tag with its script's hash); these are what
-    # a <meta> tag cannot say.
-    response.headers.update(
-        {
-            "Content-Security-Policy": "frame-ancestors 'none'",
-            "X-Content-Type-Options": "nosniff",
-            "Referrer-Policy": "no-referrer",
-        }
-    )
-    return response
+    return html_page(PAGE)
 
 
 @sock.route("/ws", bp=bp)

@@ -110,7 +110,8 @@ ERROR_DESCRIPTIONS = {
     401: "Email or password is incorrect.",
     404: "Not found.",
     409: "Conflicts with the current state, or the same Idempotency-Key is still running.",
-    429: "Too many failed logins for this account or from this address.",
+    429: "Too many of these for now (failed logins for this account or from this address; "
+    "exports this hour); `Retry-After` says when to try again.",
     # Only the saga operations list a 503 of their own; forwarded ones share ServiceUnavailable.
     503: "A service stayed unavailable, so the saga undid its steps; or the saga log is "
     "unreachable, so none started.",
@@ -245,6 +246,8 @@ def _ok_response(op: Operation) -> dict[str, Any]:
         headers.append("X-Cache")  # the gateway caches reads of a path about a user
     if schema == "html":
         content = {"text/html": {"schema": {"type": "string"}}}
+    elif schema == "zip":
+        content = {"application/zip": {"schema": {"contentMediaType": "application/zip"}}}
     else:
         media: dict[str, Any] = {"schema": ref("schemas", schema)}
         if example is not None:

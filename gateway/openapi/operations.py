@@ -301,6 +301,23 @@ WORKOUT_OPERATIONS = [
     ),
     Operation(
         method="get",
+        path="/users/{user_id}/export",
+        tag="workouts",
+        operation_id="exportData",
+        summary="Export all your data",
+        description="A zip of your account, goals, workouts (JSON, and CSV in the import "
+        "layout, so they import into another account) and strength sets (CSV), with a "
+        "README. Text a spreadsheet would run as a formula is written with a leading `'`. "
+        "One export an hour.",
+        ok=(200, "zip", None),
+        errors={
+            429: [
+                error("too_many_exports", "One export an hour: the next one is possible in 2841s.")
+            ]
+        },
+    ),
+    Operation(
+        method="get",
         path="/users/{user_id}/statistics",
         tag="workouts",
         operation_id="getStatistics",
