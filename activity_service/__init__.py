@@ -79,7 +79,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
                 )
             ],
             ready_check=store.check_ready,
-            background=[sessions.report_pending],
+            background=[sessions.report_pending, app.extensions["imports"].jobs.run],
         ),
     )
     return app

@@ -68,3 +68,10 @@ class NothingImported(ValidationFailed):
 
     def __init__(self, rejected: dict[str, str]) -> None:
         super().__init__("The file holds no workout that could be imported.", fields=rejected)
+
+
+class ImportNotFound(NotFound):
+    code = "import_not_found"
+
+    def __init__(self, import_id: str) -> None:
+        super().__init__(f"No import {import_id!r}.")

@@ -86,6 +86,12 @@ def _import_form():
     return upload, workout_type
 
 
+@bp.get("/imports/<import_id>")
+@login_required
+def import_job(import_id: str):
+    return current_app.extensions["imports"].jobs.get(import_id, g.user_id)
+
+
 @bp.get("/users/<user_id>/export")
 @login_required
 def export(user_id: str):

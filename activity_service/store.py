@@ -56,6 +56,16 @@ class ActivityStore:
         return self.db["exports"]
 
     @property
+    def import_jobs(self) -> Any:
+        """Archive imports running in the background, keyed by job id (``imports.jobs``)."""
+        return self.db["import_jobs"]
+
+    @property
+    def import_chunks(self) -> Any:
+        """The archives of import jobs, in pieces of a few MiB, until their job ends."""
+        return self.db["import_chunks"]
+
+    @property
     def imported_activities(self) -> Any:
         """Fingerprints of imported activities, keyed ``user:fingerprint`` (``imports``)."""
         return self.db["imported_activities"]
@@ -67,6 +77,8 @@ class ActivityStore:
         self.sessions.create_index([("progress_reported", 1), ("status", 1)])
         self.sessions.create_index([("updated_at", pymongo.ASCENDING)])
         self.goals.create_index([("user_id", pymongo.ASCENDING), ("status", 1)])
+        self.import_jobs.create_index([("state", 1), ("lease_until", 1)])
+        self.import_chunks.create_index([("job_id", 1), ("n", 1)])
 
     def ping(self) -> None:
         """Raise unless the store answers."""

@@ -39,6 +39,7 @@ ROUTES: list[tuple[re.Pattern, str]] = [
         "activity_service",
     ),
     (re.compile(r"^/users/(?P<user>[^/]+)(/goals(/[^/]+)?)?$"), "user_service"),
+    (re.compile(r"^/imports/[^/]+$"), "activity_service"),
     (re.compile(r"^/workouts/start$"), "activity_service"),
     (re.compile(r"^/workouts/[^/]+(/end)?$"), "activity_service"),
 ]
@@ -69,6 +70,7 @@ def _check_caller(path: str, path_user: str | None) -> None:
 
 @bp.route("/users/<anypath:rest>", methods=["GET", "POST", "PATCH", "DELETE"])
 @bp.route("/workouts/<anypath:rest>", methods=["GET", "POST", "PATCH", "DELETE"])
+@bp.route("/imports/<anypath:rest>", methods=["GET"])
 def forward(rest: str):
     service, path_user = route_for(request.path)
     _check_caller(request.path, path_user)

@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import datetime as dt
 import http.client
+import io
 import json
 import sqlite3
+import time
 import uuid
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import activity_files
 import jwt
 
 from activity_service.store import ActivityStore
@@ -210,8 +214,36 @@ def make_victim(target: Target) -> Victim:
         "goal_id": created.json()["goal_id"],
         "session_id": session_id,
         "saga_id": created.headers["X-Saga-ID"],
+        "import_id": _imported_archive(target, user),
     }
     return Victim(user, ids)
+
+
+def _imported_archive(target: Target, user: User) -> str:
+    """Import a one-file archive for ``user`` and wait for its job; return the job's id."""
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        start = dt.datetime.now(dt.UTC) - dt.timedelta(days=2)
+        zipped.writestr("activities/1.gpx", activity_files.gpx(start, 5))
+    boundary = uuid.uuid4().hex
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.zip"\r\n'
+            "Content-Type: application/zip\r\n\r\n"
+        ).encode()
+        + archive.getvalue()
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    path = f"/users/{user.user_id}/imports"
+    queued = target.send("POST", path, user.token, raw=body, headers=headers)
+    assert queued.status == 202, queued.text
+    job_id = queued.json()["import_id"]
+    deadline = time.monotonic() + 30
+    while target.send("GET", f"/imports/{job_id}", user.token).json()["state"] != "done":
+        assert time.monotonic() < deadline, "the victim's import job did not finish"
+        time.sleep(0.2)
+    return job_id
 
 
 def snapshot(target: Target, victim: Victim) -> list[Any]:

@@ -34,7 +34,13 @@ GATEWAY_OWN_PATHS = {"/status", "/status/ready", "/openapi.json", "/docs", "/sag
 SAGA_OPERATIONS = {
     (method, path): op["x-saga"] for path, method, op in OPERATIONS if "x-saga" in op
 }
-SAMPLE_IDS = {"user_id": "u-1", "goal_id": "g-1", "session_id": "s-1", "saga_id": "x-1"}
+SAMPLE_IDS = {
+    "user_id": "u-1",
+    "goal_id": "g-1",
+    "session_id": "s-1",
+    "saga_id": "x-1",
+    "import_id": "i-1",
+}
 # Headers whose presence on an answer the document promises per response.
 DOCUMENTED_HEADERS = ("X-Saga-ID", "Location", "Retry-After", "X-Cache", "Idempotent-Replayed")
 REGENERATE = "stale: run `python -m gateway.openapi` and commit the result"

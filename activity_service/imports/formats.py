@@ -67,6 +67,15 @@ class Rejection:
 
 
 Found = Activity | Rejection
+MAX_LISTED = 100
+"""Rejections listed in one answer (with the total count): enough to fix a file, not a flood."""
+
+
+def rejection_views(rejected: list[Rejection]) -> list[dict[str, str]]:
+    """Return the first ``MAX_LISTED`` rejections in the API's shape."""
+    return [{"where": r.where, "reason": r.reason} for r in rejected[:MAX_LISTED]]
+
+
 Reader = Callable[[bytes, str], list[Found]]
 
 
@@ -258,17 +267,28 @@ def read_csv(data: bytes, name: str) -> list[Found]:
         raise UnreadableFile(name, "it is empty")
     columns = [_column(h) for h in header]
     pounds = any("(lb" in h.lower() or h.lower().endswith("_lbs") for h in header)
-    lines = list(_rows(rows, columns, name))
-    if {"exercise", "reps"} <= set(columns):
-        return _strength_workouts(lines, name, 0.45359237 if pounds else 1.0)
-    missing = {"date", "duration", "type"} - set(columns)
-    if missing:
+    layout = csv_layout(header)
+    if layout is None:
+        missing = {"date", "duration", "type"} - set(columns)
         raise UnreadableFile(
             name,
             f"its header lacks {', '.join(sorted(missing))}: expected "
             f"{','.join(WORKOUT_COLUMNS)} or {','.join(STRENGTH_COLUMNS)}",
         )
+    lines = list(_rows(rows, columns, name))
+    if layout == "strength":
+        return _strength_workouts(lines, name, 0.45359237 if pounds else 1.0)
     return [_csv_workout(where, row) for where, row in lines]
+
+
+def csv_layout(header: list[str]) -> str | None:
+    """Return which documented layout a CSV header is ("workouts", "strength"), or None."""
+    columns = {_column(h) for h in header}
+    if {"exercise", "reps"} <= columns:
+        return "strength"
+    if {"date", "duration", "type"} <= columns:
+        return "workouts"
+    return None
 
 
 def _rows(rows: Iterator[list[str]], columns: list[str], name: str) -> Iterator[tuple[str, dict]]:

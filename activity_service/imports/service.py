@@ -16,12 +16,21 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from dataclasses import dataclass, field
 from typing import Any
 
 from pymongo.errors import BulkWriteError
 
 from activity_service.exceptions import NothingImported
-from activity_service.imports.formats import Activity, Rejection
+from activity_service.imports.archives import is_archive
+from activity_service.imports.formats import (
+    MAX_LISTED,
+    Activity,
+    Found,
+    Rejection,
+    rejection_views,
+)
+from activity_service.imports.jobs import ImportJobs
 from activity_service.imports.sports import workout_type_of
 from activity_service.imports.upload import parsing_pool, read_upload_in
 from activity_service.schemas import LogWorkoutBody
@@ -31,8 +40,15 @@ from fitness.errors import ValidationFailed
 from fitness.web import validate
 
 log = logging.getLogger(__name__)
-MAX_LISTED = 100
-"""Rejections listed in one answer (with the total count): enough to fix a file, not a flood."""
+
+
+@dataclass
+class Outcome:
+    """What became of a file's activities: workout ids stored now or before, and rejections."""
+
+    imported: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
 
 
 class ImportService:
@@ -42,6 +58,7 @@ class ImportService:
         self.store = store
         self.workouts = workouts
         self.parsing = parsing_pool()
+        self.jobs = ImportJobs(store, self)
 
     def import_file(
         self, user_id: str, filename: str, data: bytes, workout_type: str | None
@@ -50,14 +67,40 @@ class ImportService:
 
         201 when something was imported, 200 when everything was there already, and
         ``NothingImported`` (400) when nothing in it could be: every activity was rejected.
-        ``workout_type``: for activities whose file names no sport we know.
+        ``workout_type``: for activities whose file names no sport we know. An archive is not
+        read here: it becomes a job (``jobs``), answered 202.
         """
-        rejected: list[Rejection] = []
+        if is_archive(filename, data):
+            return self.jobs.submit(user_id, filename, data)
+        outcome = self.store_found(
+            user_id, read_upload_in(self.parsing, filename, data), workout_type
+        )
+        if not outcome.imported and not outcome.duplicates:
+            raise NothingImported({r.where: r.reason for r in outcome.rejected[:MAX_LISTED]})
+        log.info(
+            "file imported: %d new, %d already there, %d rejected",
+            len(outcome.imported),
+            len(outcome.duplicates),
+            len(outcome.rejected),
+            extra={"user.id": user_id},
+        )
+        summary = {
+            "imported": len(outcome.imported),
+            "duplicates": len(outcome.duplicates),
+            "rejected": len(outcome.rejected),
+            "rejections": rejection_views(outcome.rejected),
+            "workout_ids": outcome.imported,
+        }
+        return summary, 201 if outcome.imported else 200
+
+    def store_found(self, user_id: str, found: list[Found], workout_type: str | None) -> Outcome:
+        """Store what a file held as workouts, once each; return what became of it."""
+        outcome = Outcome()
         activities: list[Activity] = []
-        for found in read_upload_in(self.parsing, filename, data):
-            (rejected if isinstance(found, Rejection) else activities).append(found)
+        for item in found:
+            (outcome.rejected if isinstance(item, Rejection) else activities).append(item)
         seen = self._seen(user_id, activities)
-        duplicates = [seen[a.fingerprint] for a in activities if a.fingerprint in seen]
+        outcome.duplicates += [seen[a.fingerprint] for a in activities if a.fingerprint in seen]
         fresh: list[tuple[Activity, FinishedWorkout]] = []
         for activity in activities:
             if activity.fingerprint in seen:
@@ -65,28 +108,12 @@ class ImportService:
             try:
                 fresh.append((activity, self._workout(activity, workout_type)))
             except _Refused as exc:
-                rejected.append(Rejection(activity.where, exc.reason))
+                outcome.rejected.append(Rejection(activity.where, exc.reason))
         stored = self.workouts.store_imported_many(user_id, [w for _, w in fresh])
-        imported = [session_id for session_id, now in stored if now]
-        duplicates += [session_id for session_id, now in stored if not now]
+        outcome.imported += [session_id for session_id, now in stored if now]
+        outcome.duplicates += [session_id for session_id, now in stored if not now]
         self._remember(user_id, [a for a, _ in fresh], [session_id for session_id, _ in stored])
-        if not imported and not duplicates:
-            raise NothingImported({r.where: r.reason for r in rejected[:MAX_LISTED]})
-        log.info(
-            "file imported: %d new, %d already there, %d rejected",
-            len(imported),
-            len(duplicates),
-            len(rejected),
-            extra={"user.id": user_id},
-        )
-        summary = {
-            "imported": len(imported),
-            "duplicates": len(duplicates),
-            "rejected": len(rejected),
-            "rejections": [{"where": r.where, "reason": r.reason} for r in rejected[:MAX_LISTED]],
-            "workout_ids": imported,
-        }
-        return summary, 201 if imported else 200
+        return outcome
 
     def _seen(self, user_id: str, activities: list[Activity]) -> dict[str, str]:
         """Return {fingerprint: workout id} of the activities imported before."""

@@ -103,6 +103,7 @@ PATH_PARAMETERS = {
     "goal_id": "GoalId",
     "session_id": "SessionId",
     "saga_id": "SagaId",
+    "import_id": "ImportId",
 }
 
 ERROR_DESCRIPTIONS = {

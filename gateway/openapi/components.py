@@ -33,6 +33,14 @@ PARAMETERS: dict[str, Any] = {
         "schema": {"type": "string"},
         "example": examples.SESSION_ID,
     },
+    "ImportId": {
+        "name": "import_id",
+        "in": "path",
+        "required": True,
+        "description": "An archive import of yours (from `status_url`); another user's gets 403.",
+        "schema": {"type": "string"},
+        "example": examples.IMPORT_JOB["import_id"],
+    },
     "SagaId": {
         "name": "saga_id",
         "in": "path",
@@ -170,6 +178,26 @@ def shared_responses() -> dict[str, Any]:
             "application/json": {
                 "schema": ref("schemas", "ImportSummary"),
                 "example": {**examples.IMPORT_SUMMARY, "imported": 0, "workout_ids": []},
+            }
+        },
+    }
+    responses["ImportQueued"] = {
+        "description": "An archive: its import runs in the background. Poll `status_url`; "
+        "the same archive sent again answers 200 with the same job.",
+        "headers": {name: ref("headers", name) for name in ("X-Request-ID", "Idempotent-Replayed")},
+        "content": {
+            "application/json": {
+                "schema": ref("schemas", "ImportJob"),
+                "example": {
+                    **examples.IMPORT_JOB,
+                    "state": "queued",
+                    "progress": {"done": 0, "total": 412},
+                    "imported": 0,
+                    "duplicates": 0,
+                    "rejected": 0,
+                    "rejections": [],
+                    "finished_at": None,
+                },
             }
         },
     }

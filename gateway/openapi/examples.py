@@ -71,6 +71,23 @@ IMPORT_SUMMARY = {
     "rejections": [{"where": "log.csv row 4", "reason": "date '31/12/2025' is not YYYY-MM-DD"}],
     "workout_ids": ["0c1e3e4a-52f2-5c86-9d0e-8f7b1a2c3d4e", "5d2f6a1b-7c3e-5e9f-8a0b-1c2d3e4f5a6b"],
 }
+IMPORT_JOB = {
+    "import_id": "3f0c8f5e-2b7a-5d41-9e63-0a1b2c3d4e5f",
+    "state": "done",
+    "file": "export_12345678.zip",
+    "progress": {"done": 412, "total": 412},
+    "imported": 405,
+    "duplicates": 5,
+    "rejected": 2,
+    "rejections": [
+        {"where": "activities/871.fit", "reason": "it is not a complete FIT file (unexpected EOF)"},
+        {"where": "activities/902.gpx", "reason": "its points have no times"},
+    ],
+    "status_url": "/imports/3f0c8f5e-2b7a-5d41-9e63-0a1b2c3d4e5f",
+    "created_at": "2026-12-07T08:30:00+00:00",
+    "updated_at": "2026-12-07T08:31:12+00:00",
+    "finished_at": "2026-12-07T08:31:12+00:00",
+}
 TOKEN = {
     "token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiI5MTlk…",
     "user_id": USER_ID,

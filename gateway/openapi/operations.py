@@ -10,6 +10,7 @@ from gateway.openapi.examples import (
     ACTIVE_SESSION,
     ENDED_SESSION,
     GATEWAY_STATUS,
+    IMPORT_JOB,
     IMPORT_SUMMARY,
     LOGGED_SESSION,
     SESSION_ID,
@@ -268,11 +269,15 @@ WORKOUT_OPERATIONS = [
         "workout that counts like a live one; the same activity imported again, from this file "
         "or another format, is counted as a duplicate, not stored twice. Activities or rows "
         "that can't be imported are listed with the reason while the rest imports. 201 when "
-        "something was imported, 200 when all of it was there already. See the README for the "
-        "CSV layouts and the sport mapping.",
+        "something was imported, 200 when all of it was there already. A zip archive (a Strava "
+        "bulk export, or any zip of these files) is imported in the background: 202 with a job "
+        "to follow at `status_url`. See the README for the CSV layouts and the sport mapping.",
         ok=(201, "ImportSummary", IMPORT_SUMMARY),
         upload=True,
-        responses={"200": {"$ref": "#/components/responses/NothingNew"}},
+        responses={
+            "200": {"$ref": "#/components/responses/NothingNew"},
+            "202": {"$ref": "#/components/responses/ImportQueued"},
+        },
         errors={
             400: [
                 error(
@@ -298,6 +303,18 @@ WORKOUT_OPERATIONS = [
                 ),
             ],
         },
+    ),
+    Operation(
+        method="get",
+        path="/imports/{import_id}",
+        tag="workouts",
+        operation_id="getImport",
+        summary="Follow an archive import",
+        description="Where an archive's import is: its state, how many of its activity files "
+        "were read, and what became of them. A job survives the replica that ran it: another "
+        "one goes on from the last recorded batch, importing nothing twice.",
+        ok=(200, "ImportJob", IMPORT_JOB),
+        errors={404: [error("import_not_found", "No import 'x'.")]},
     ),
     Operation(
         method="get",

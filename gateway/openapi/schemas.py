@@ -265,6 +265,10 @@ RESPONSE_SCHEMAS: dict[str, Any] = {
         },
         "additionalProperties": False,
     },
+    "Rejection": _object(
+        "Rejection",
+        {"where": _text("The file, track, session or row."), "reason": _text("Why.")},
+    ),
     "ImportSummary": _object(
         "ImportSummary",
         {
@@ -274,10 +278,7 @@ RESPONSE_SCHEMAS: dict[str, Any] = {
             "rejections": {
                 "type": "array",
                 "description": "Where and why, for the first 100 rejected.",
-                "items": _object(
-                    "Rejection",
-                    {"where": _text("The file, track, session or row."), "reason": _text("Why.")},
-                ),
+                "items": ref("schemas", "Rejection"),
             },
             "workout_ids": {
                 "type": "array",
@@ -286,6 +287,38 @@ RESPONSE_SCHEMAS: dict[str, Any] = {
             },
         },
         "What an import did.",
+    ),
+    "ImportJob": _object(
+        "ImportJob",
+        {
+            "import_id": _text("The job's id."),
+            "state": _text(
+                "`queued`, `running` (another replica takes over if this one dies), `done`, "
+                "or `failed` (gave up after 5 attempts).",
+                enum=["queued", "running", "done", "failed"],
+            ),
+            "file": _text("The archive's name."),
+            "progress": _object(
+                "ImportProgress",
+                {
+                    "done": _number("Activity files read so far.", "integer"),
+                    "total": _number("Activity files in the archive.", "integer"),
+                },
+            ),
+            "imported": _number("Workouts stored.", "integer"),
+            "duplicates": _number("Activities imported before.", "integer"),
+            "rejected": _number("Files or activities that could not be imported.", "integer"),
+            "rejections": {
+                "type": "array",
+                "description": "Where and why, for the first 100 rejected.",
+                "items": ref("schemas", "Rejection"),
+            },
+            "status_url": _text("Where to follow it."),
+            "created_at": _TIMESTAMP,
+            "updated_at": _TIMESTAMP,
+            "finished_at": _nullable(_TIMESTAMP),
+        },
+        "An archive import running in the background.",
     ),
     "WorkoutPage": _object(
         "WorkoutPage",

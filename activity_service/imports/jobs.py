@@ -1,0 +1,268 @@
+"""Archives import as jobs: answered 202 at once, read in the background, resumed after a crash.
+
+``submit`` checks the archive's central directory, stores the archive in the document store in
+chunks (so every replica can read it) and then the job; the job's id derives from the user and
+the archive's hash, so sending the same archive again finds the same job.
+
+Every activity-service process runs ``run``: it claims a queued job, or one whose lease ran
+out, with one conditional update (the lease: ``LEASE``), then reads the archive ``BATCH``
+members at a time. After each batch it records how far it got and renews the lease in one
+update that only applies while it still holds the lease. A process killed mid-job stops
+renewing; after the lease another one claims the job and goes on from the last recorded
+batch. Reading a batch again imports nothing twice: workouts are stored under ids derived from
+user, type and start (``ImportService.store_found``), so the repeat counts as duplicates.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from pymongo import ReturnDocument
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from activity_service.exceptions import ImportNotFound, NothingImported
+from activity_service.imports import archives
+from activity_service.imports.formats import MAX_LISTED, Found, Rejection
+from activity_service.imports.upload import display_name, read_upload_in
+from activity_service.service import as_utc, utcnow
+from activity_service.store import ActivityStore
+from fitness import mongo
+from fitness.errors import DomainError, PermissionDenied
+from fitness.shedding import Busy, lower_priority
+
+if TYPE_CHECKING:
+    from activity_service.imports.service import ImportService
+
+log = logging.getLogger(__name__)
+
+LEASE = dt.timedelta(seconds=30)
+BATCH = 20  # members read between two progress records
+POLL_SECONDS = 1.0
+MAX_ATTEMPTS = 5  # claims of one job before it is given up as failed
+CHUNK_BYTES = 4 * 2**20  # the archive is stored in documents this large
+_JOBS = uuid.UUID("a7c3e9d1-5b2f-4e8a-9c6d-3f1b0e2a7d54")
+
+
+class ImportJobs:
+    """Archive imports as background jobs any replica can run."""
+
+    def __init__(self, store: ActivityStore, imports: ImportService):
+        self.store = store
+        self.imports = imports
+        self._token = uuid.uuid4().hex[:8]
+
+    @property
+    def me(self) -> str:
+        """Who holds a lease: this process (read at each use: a worker forked after the
+        service was built has a pid of its own)."""
+        return f"{socket.gethostname()}:{os.getpid()}:{self._token}"
+
+    # --- the API -------------------------------------------------------------------------------
+
+    def submit(self, user_id: str, filename: str, data: bytes) -> tuple[dict[str, Any], int]:
+        """Queue the archive's import; return the job's view and 202 (200: sent before)."""
+        name = display_name(filename)
+        with archives.open_archive(data, name) as archive:
+            members = archives.activity_members(archive, name)
+        if not members:
+            raise NothingImported({name: "it holds no GPX, TCX, FIT or CSV file"})
+        job_id = str(uuid.uuid5(_JOBS, f"{user_id}\n{hashlib.sha256(data).hexdigest()}"))
+        if (earlier := self.store.import_jobs.find_one({"_id": job_id})) is not None:
+            return job_view(earlier), 200
+        self._store_archive(job_id, data)
+        now = utcnow()
+        job = {
+            "_id": job_id,
+            "user_id": user_id,
+            "file": name,
+            "state": "queued",
+            "total": len(members),
+            "done": 0,
+            "imported": 0,
+            "duplicates": 0,
+            "rejected": 0,
+            "rejections": [],
+            "attempts": 0,
+            "lease_owner": None,
+            "lease_until": now,
+            "created_at": now,
+            "updated_at": now,
+            "finished_at": None,
+        }
+        try:
+            self.store.import_jobs.insert_one(job)
+        except DuplicateKeyError:  # the same archive sent twice at once
+            return job_view(self.store.import_jobs.find_one({"_id": job_id}) or job), 200
+        log.info("import job queued", extra={"user.id": user_id, "import.id": job_id})
+        return job_view(job), 202
+
+    def get(self, job_id: str, caller_id: str) -> dict[str, Any]:
+        """Return one of the caller's import jobs."""
+        job = self.store.import_jobs.find_one({"_id": job_id}) if len(job_id) <= 64 else None
+        if job is None:
+            raise ImportNotFound(job_id)
+        if job["user_id"] != caller_id:
+            raise PermissionDenied("This import belongs to another user.")
+        return job_view(job)
+
+    def _store_archive(self, job_id: str, data: bytes) -> None:
+        chunks = [
+            {
+                "_id": f"{job_id}:{n:05d}",
+                "job_id": job_id,
+                "n": n,
+                "data": data[at : at + CHUNK_BYTES],
+            }
+            for n, at in enumerate(range(0, len(data), CHUNK_BYTES))
+        ]
+        try:
+            self.store.import_chunks.insert_many(chunks, ordered=False)
+        except BulkWriteError as exc:  # stored by an earlier attempt: the same bytes
+            if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
+                raise
+
+    # --- the background runner -----------------------------------------------------------------
+
+    def run(self, stopped: threading.Event) -> None:
+        """Run claimable jobs until ``stopped`` is set (a background loop of each worker).
+
+        At low CPU priority, like the file reading it hands over: requests come first.
+        """
+        lower_priority()
+        while not stopped.wait(POLL_SECONDS):
+            try:
+                while not stopped.is_set() and self.run_once():
+                    pass
+            except Exception:  # keep the loop alive through store outages; they are logged
+                log.exception("import job pass failed")
+
+    def run_once(self) -> bool:
+        """Claim one job and run it to its end (or until its lease is lost); False if none."""
+        job = self._claim()
+        if job is None:
+            return False
+        if job["attempts"] > MAX_ATTEMPTS:
+            self._finish(job, "failed")
+            return True
+        try:
+            self._process(job)
+        except Exception:
+            log.exception("import job %s failed; another attempt follows", job["_id"])
+        return True
+
+    def _claim(self) -> dict[str, Any] | None:
+        now = utcnow()
+        return mongo.update(
+            self.store.import_jobs.find_one_and_update,
+            {"state": {"$in": ["queued", "running"]}, "lease_until": {"$lte": now}},
+            {
+                "$set": {"state": "running", "lease_owner": self.me, "lease_until": now + LEASE},
+                "$inc": {"attempts": 1},
+            },
+            sort=[("created_at", 1)],
+            return_document=ReturnDocument.AFTER,
+        )
+
+    def _process(self, job: dict[str, Any]) -> None:
+        data = b"".join(
+            chunk["data"]
+            for chunk in self.store.import_chunks.find({"job_id": job["_id"]}, sort=[("n", 1)])
+        )
+        with archives.open_archive(data, job["file"]) as archive:
+            members = archives.activity_members(archive, job["file"])
+            hints = archives.strava_types(archive)
+            rejections = list(job["rejections"])
+            for start in range(job["done"], len(members), BATCH):
+                found: list[Found] = []
+                for member in members[start : start + BATCH]:
+                    found += self._read(archive, member, hints.get(member.name))
+                outcome = self.imports.store_found(job["user_id"], found, None)
+                rejections = (rejections + outcome.rejected)[:MAX_LISTED]
+                counts = {
+                    "imported": len(outcome.imported),
+                    "duplicates": len(outcome.duplicates),
+                    "rejected": len(outcome.rejected),
+                }
+                done = min(start + BATCH, len(members))
+                if not self._advance(job, done, counts, rejections):
+                    log.warning("import job %s: lease lost at %d", job["_id"], done)
+                    return
+        self._finish(job, "done")
+
+    def _read(self, archive, member: archives.Member, hint: str | None) -> list[Found]:
+        raw = archives.read_member(archive, member)
+        if isinstance(raw, Rejection):
+            return [raw]
+        while True:
+            try:
+                return archives.with_hint(
+                    read_upload_in(self.imports.parsing, member.name, raw), hint
+                )
+            except Busy:  # files uploaded meanwhile have the pool: a job can wait its turn
+                time.sleep(0.2)
+            except DomainError as exc:
+                return [Rejection(member.name, exc.fields.get("file") or exc.message)]
+
+    def _advance(
+        self, job: dict[str, Any], done: int, counts: dict[str, int], rejections: list[Rejection]
+    ) -> bool:
+        """Record progress and renew the lease, while this process still holds it."""
+        now = utcnow()
+        result = mongo.update(
+            self.store.import_jobs.update_one,
+            {"_id": job["_id"], "lease_owner": self.me},
+            {
+                "$set": {
+                    "done": done,
+                    "rejections": [{"where": r.where, "reason": r.reason} for r in rejections],
+                    "lease_until": now + LEASE,
+                    "updated_at": now,
+                },
+                "$inc": counts,
+            },
+        )
+        return bool(result.matched_count)
+
+    def _finish(self, job: dict[str, Any], state: str) -> None:
+        now = utcnow()
+        result = mongo.update(
+            self.store.import_jobs.update_one,
+            {"_id": job["_id"], "lease_owner": self.me},
+            {"$set": {"state": state, "lease_owner": None, "updated_at": now, "finished_at": now}},
+        )
+        if result.matched_count:
+            self.store.import_chunks.delete_many({"job_id": job["_id"]})
+            log.info(
+                "import job %s", state, extra={"user.id": job["user_id"], "import.id": job["_id"]}
+            )
+
+
+def job_view(job: dict[str, Any]) -> dict[str, Any]:
+    """Return an import job in the API's shape."""
+    rejections = job.get("rejections", [])
+    return {
+        "import_id": job["_id"],
+        "state": job["state"],
+        "file": job["file"],
+        "progress": {"done": job["done"], "total": job["total"]},
+        "imported": job["imported"],
+        "duplicates": job["duplicates"],
+        "rejected": job["rejected"],
+        "rejections": rejections,
+        "status_url": f"/imports/{job['_id']}",
+        "created_at": _iso(job["created_at"]),
+        "updated_at": _iso(job["updated_at"]),
+        "finished_at": _iso(job.get("finished_at")),
+    }
+
+
+def _iso(moment: dt.datetime | None) -> str | None:
+    return None if moment is None else as_utc(moment).isoformat()

@@ -1,0 +1,129 @@
+"""An archive import as a job: activities/s, the worker's peak memory, and everyone else's reads.
+
+Starts a private stack (2 replicas of each service, one gateway; temporary directory, free
+ports), makes a zip of ``--activities`` activity files (GPX, TCX and FIT in turn, ``--minutes``
+minutes each, a point every second), uploads it as one user and follows the job to its end,
+while another user's statistics are read by ``--readers`` clients every 0.1 s. It prints:
+
+- activities/s from the 202 to ``done`` (target of issue 18: >= 50);
+- the peak resident memory of each activity-service replica (its processes together: the
+  gunicorn master, worker, and file-reading process), sampled every 0.1 s;
+- the reads' p99 idle and during the job (target: at most 2x idle).
+
+    .venv/bin/python bench/import_archive.py [--activities 300] [--minutes 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import io
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import psutil
+import requests
+from import_file import MAKERS
+from login_burst import read_latencies
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))  # the stack helpers the tests use
+
+from conftest import GatewayApi, gateway_tier, make_replicas, running  # noqa: E402
+
+
+def archive(count: int, minutes: float) -> bytes:
+    """Return a zip of ``count`` activity files, one a day, formats in turn."""
+    start = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(days=count + 1)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zipped:
+        for i in range(count):
+            kind, maker = MAKERS[i % len(MAKERS)]
+            zipped.writestr(f"activities/{i}.{kind}", maker(start + dt.timedelta(days=i), minutes))
+    return out.getvalue()
+
+
+def peak_memory(pids: dict[str, int], stop: threading.Event) -> dict[str, int]:
+    """Sample each replica's process tree every 0.1 s until ``stop``; return peak RSS bytes."""
+    peaks = dict.fromkeys(pids, 0)
+    while not stop.wait(0.1):
+        for name, pid in pids.items():
+            try:
+                root = psutil.Process(pid)
+                rss = sum(p.memory_info().rss for p in [root, *root.children(recursive=True)])
+            except psutil.Error:
+                continue
+            peaks[name] = max(peaks[name], rss)
+    return peaks
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--activities", type=int, default=300)
+    parser.add_argument("--minutes", type=float, default=30)
+    parser.add_argument("--readers", type=int, default=4)
+    parser.add_argument("--idle-seconds", type=float, default=10)
+    args = parser.parse_args()
+
+    data = archive(args.activities, args.minutes)
+    print(
+        f"archive: {args.activities} activities of {args.minutes:g} min at 1 Hz, "
+        f"{len(data) / 2**20:.1f} MiB zipped"
+    )
+    replicas = [*make_replicas(2), *gateway_tier(1)]
+    with tempfile.TemporaryDirectory() as tmp, running(Path(tmp), replicas, {}) as stack:
+        api = GatewayApi(stack)
+        user_id, token = api.new_user()
+        reader_id, reader_token = api.new_user()
+        url = f"{api.user_url}/users/{reader_id}/statistics"
+        pids = {r.name: stack.processes[r.name].pid for r in stack.replicas_of("activity_service")}
+
+        def reads_while(during) -> tuple[float, object]:
+            stop = threading.Event()
+            with ThreadPoolExecutor(args.readers + 1) as pool:
+                readers = [
+                    pool.submit(read_latencies, url, reader_token, 0.1, stop)
+                    for _ in range(args.readers)
+                ]
+                memory = pool.submit(peak_memory, pids, stop)
+                try:
+                    result = during()
+                finally:
+                    stop.set()
+                samples = [t for reader in readers for t in reader.result()]
+            return statistics.quantiles(samples, n=100)[98] * 1000, (result, memory.result())
+
+        def run_job() -> float:
+            started = time.perf_counter()
+            queued = requests.post(
+                f"{api.user_url}/users/{user_id}/imports",
+                files={"file": ("history.zip", data)},
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=120,
+            )
+            queued.raise_for_status()
+            status = f"{api.user_url}{queued.json()['status_url']}"
+            while (job := api.get(status, token).json())["state"] not in ("done", "failed"):
+                time.sleep(0.2)
+            assert job["imported"] == args.activities, job
+            return time.perf_counter() - started
+
+        idle, _ = reads_while(lambda: time.sleep(args.idle_seconds))
+        busy, (seconds, peaks) = reads_while(run_job)
+    print(f"job: {args.activities / seconds:.1f} activities/s ({seconds:.1f} s, 202 to done)")
+    for name, peak in peaks.items():
+        print(f"peak memory of {name} (all its processes): {peak / 2**20:.0f} MiB")
+    print(
+        f"statistics p99 of another user: idle {idle:.1f} ms, during {busy:.1f} ms "
+        f"(x{busy / idle:.2f})"
+    )
+
+
+if __name__ == "__main__":
+    main()
