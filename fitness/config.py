@@ -29,6 +29,9 @@ COMMON_DEFAULTS: dict[str, Any] = {
     "LOGSTASH_PORT": 5959,
     # How often queued events are sent (and, while Logstash is down, retried).
     "LOGSTASH_FLUSH_SECONDS": 2.0,
+    # Events still queued after this long (Logstash away for days) are dropped: the on-disk
+    # queue stays bounded. Every event is in the process's own log as well.
+    "LOGSTASH_EVENT_TTL_SECONDS": 7 * 24 * 3600,
     "JWT_SECRET": "",
     # The gRPC CA and certificates (fitness/mtls.py); empty: DATA_DIR/secrets/tls.
     "TLS_DIR": "",

@@ -83,6 +83,7 @@ class Shipping:
     port: int
     queue_dir: Path
     flush_seconds: float = 2.0
+    event_ttl_seconds: int | None = None
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any]) -> Shipping | None:
@@ -94,6 +95,7 @@ class Shipping:
             port=int(settings["LOGSTASH_PORT"]),
             queue_dir=Path(settings["DATA_DIR"]) / "log-queue",
             flush_seconds=float(settings["LOGSTASH_FLUSH_SECONDS"]),
+            event_ttl_seconds=int(settings.get("LOGSTASH_EVENT_TTL_SECONDS") or 0) or None,
         )
 
 
@@ -177,7 +179,11 @@ class ShippingHandler(AsynchronousLogstashHandler):
         self._pid = os.getpid()
         self._lock_fd, database_path = _claim_queue(shipping.queue_dir, service_name)
         super().__init__(
-            shipping.host, shipping.port, database_path=str(database_path), transport=_Transport
+            shipping.host,
+            shipping.port,
+            database_path=str(database_path),
+            transport=_Transport,
+            event_ttl=shipping.event_ttl_seconds,
         )
         self.addFilter(_ShipperLogFilter())
 

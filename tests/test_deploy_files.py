@@ -7,12 +7,14 @@ service needs in production is set, pointing at services that exist.
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import importlib
 import re
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 from urllib.parse import parse_qs, urlsplit
@@ -319,12 +321,17 @@ class _HeaderRecorder(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", "0")
         self.end_headers()
 
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.do_GET()
+
     def log_message(self, *_args) -> None:
         pass
 
 
-@pytest.mark.parametrize("path", ["/users/login", "/ws"])
-def test_nginx_sends_the_address_it_saw_whatever_the_client_claims(tmp_path, path):
+@contextlib.contextmanager
+def _nginx_before_a_stub(tmp_path: Path) -> Iterator[str]:
+    """Run deploy/nginx.conf in front of a stand-in gateway; yield nginx's base URL."""
     nginx = require("/usr/sbin/nginx", "nginx")
     stub = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _HeaderRecorder)
     threading.Thread(target=stub.serve_forever, daemon=True).start()
@@ -338,12 +345,26 @@ def test_nginx_sends_the_address_it_saw_whatever_the_client_claims(tmp_path, pat
     try:
         assert wait_until(lambda: _answers(f"http://127.0.0.1:{port}/nginx-health"), timeout=10)
         _HeaderRecorder.seen.clear()
-        claimed = {"X-Forwarded-For": "6.6.6.6", "X-Forwarded-Proto": "https"}
-        sent = requests.get(f"http://127.0.0.1:{port}{path}", headers=claimed, timeout=5)
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.terminate()
         server.wait(timeout=10)
         stub.shutdown()
+
+
+def test_nginx_takes_workout_files_up_to_the_gateways_limit_and_other_bodies_to_1m(tmp_path):
+    with _nginx_before_a_stub(tmp_path) as nginx:
+        upload = requests.post(f"{nginx}/users/u-1/imports", data=b"x" * 12 * 2**20, timeout=20)
+        other = requests.post(f"{nginx}/users/register", data=b"x" * 2 * 2**20, timeout=20)
+    assert upload.status_code == 200  # reached the gateway, which decides
+    assert other.status_code == 413
+
+
+@pytest.mark.parametrize("path", ["/users/login", "/ws"])
+def test_nginx_sends_the_address_it_saw_whatever_the_client_claims(tmp_path, path):
+    with _nginx_before_a_stub(tmp_path) as nginx:
+        claimed = {"X-Forwarded-For": "6.6.6.6", "X-Forwarded-Proto": "https"}
+        sent = requests.get(f"{nginx}{path}", headers=claimed, timeout=5)
 
     assert sent.status_code == 200
     [headers] = _HeaderRecorder.seen
@@ -358,3 +379,54 @@ def _answers(url: str) -> bool:
         return requests.get(url, timeout=1).status_code == 200
     except requests.RequestException:
         return False
+
+
+ONE_SHOT = {"tls-init", "migrate", "mongo-init", "elk-setup"}
+
+
+def _gib(size: str) -> float:
+    number, unit = float(size[:-1]), size[-1].upper()
+    return number / 1024 if unit == "M" else number
+
+
+def test_every_service_is_sized_and_rotated_and_the_readme_gives_the_host_they_need():
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    for name, service in services.items():
+        limits = service.get("deploy", {}).get("resources", {}).get("limits", {})
+        assert {"cpus", "memory"} <= set(limits), f"{name} has no CPU or memory limit"
+        logging = service.get("logging", {})
+        assert logging.get("driver") == "json-file", name
+        assert {"max-size", "max-file"} <= set(logging.get("options", {})), name
+    total = sum(
+        _gib(s["deploy"]["resources"]["limits"]["memory"])
+        for name, s in services.items()
+        if name not in ONE_SHOT
+    )
+    readme = (ROOT / "README.md").read_text()
+    assert f"limits add up to {total:.1f} GiB" in readme
+    needed = int(total) + 1
+    assert f"Minimum host: {needed} GiB of memory" in readme
+
+
+def test_what_runs_inside_is_sized_from_its_limit():
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+
+    def limit(name: str) -> float:
+        return _gib(services[name]["deploy"]["resources"]["limits"]["memory"])
+
+    for mongo in ("mongo1", "mongo2", "mongo3"):
+        command = " ".join(services[mongo]["command"])
+        cache = float(re.search(r"--wiredTigerCacheSizeGB ([\d.]+)", command)[1])
+        assert cache <= max(0.25, 0.5 * (limit(mongo) - 1)), mongo
+    for name, variable in (("elasticsearch", "ES_JAVA_OPTS"), ("logstash", "LS_JAVA_OPTS")):
+        heap = re.search(r"-Xmx(\d+)([mg])", services[name]["environment"][variable])
+        heap_gib = int(heap[1]) / (1 if heap[2] == "g" else 1024)
+        assert heap_gib <= limit(name) / 2, name
+    node = re.search(
+        r"--max-old-space-size=(\d+)", services["kibana"]["environment"]["NODE_OPTIONS"]
+    )
+    assert int(node[1]) / 1024 <= limit("kibana") / 2
+    for state in ("state_redis_1", "state_redis_2"):
+        command = " ".join(services[state]["command"])
+        assert "--maxmemory-policy noeviction" in command
+        assert int(re.search(r"--maxmemory (\d+)mb", command)[1]) / 1024 < limit(state)
