@@ -381,7 +381,7 @@ def _answers(url: str) -> bool:
         return False
 
 
-ONE_SHOT = {"tls-init", "migrate", "mongo-init", "elk-setup"}
+ONE_SHOT = {"tls-init", "migrate", "mongo-init", "es-setup", "kibana-setup"}
 
 
 def _gib(size: str) -> float:

@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import yaml
 
 from fitness.config import COMMON_DEFAULTS
 
@@ -202,6 +203,7 @@ def test_it_listens_where_the_processes_ship():
 def standin_elk():
     """Answer what elk/setup.py asks Elasticsearch and Kibana, and remember the requests."""
     requests: list[tuple[str, str, dict, bytes]] = []
+    templates: dict[str, dict] = {}  # what Elasticsearch would keep
 
     class Handler(BaseHTTPRequestHandler):
         def _answer(self) -> None:
@@ -210,6 +212,16 @@ def standin_elk():
             status, answer = 200, {"acknowledged": True}
             if self.path.endswith("/_rollover"):
                 status = 404
+            elif self.path.startswith("/_index_template/"):
+                name = self.path.rsplit("/", 1)[1]
+                if self.command == "PUT":
+                    templates[name] = json.loads(body)
+                elif name in templates:
+                    answer = {
+                        "index_templates": [{"name": name, "index_template": templates[name]}]
+                    }
+                else:
+                    status, answer = 404, {"index_templates": []}
             elif self.path == "/api/status":
                 answer = {"status": {"overall": {"level": "available"}}}
             elif self.path.startswith("/api/saved_objects/_import"):
@@ -248,3 +260,42 @@ def test_it_sets_up_elasticsearch_and_kibana_in_one_run(standin_elk):
     import_headers = next(h for m, p, h, _ in requests if p.startswith("/api/saved_objects"))
     assert "kbn-xsrf" in {name.lower() for name in import_headers}
     assert f"{len(saved_objects())} Kibana objects imported" in result.stdout
+
+
+def _setup(url: str, *parts: str) -> subprocess.CompletedProcess:
+    env = {"ELASTICSEARCH_URL": url, "KIBANA_URL": url, "ELK_SETUP_WAIT_SECONDS": "10"}
+    return subprocess.run(
+        [sys.executable, str(ELK / "setup.py"), *parts],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_setting_up_elasticsearch_again_changes_nothing_and_never_waits_for_kibana(standin_elk):
+    url, requests = standin_elk
+    first = _setup(url, "elasticsearch")
+    assert first.returncode == 0, first.stderr
+    assert not any(path.startswith("/api/") for _, path, _, _ in requests)  # no Kibana at all
+    installed = [(m, p) for m, p, _, _ in requests if m in ("PUT", "POST") and "template" in p]
+    assert installed == [("PUT", "/_index_template/logs-fitness")]
+    assert ("POST", "/logs-fitness-default/_rollover") in [(m, p) for m, p, _, _ in requests]
+
+    requests.clear()
+    again = _setup(url, "elasticsearch")
+    assert again.returncode == 0, again.stderr
+    assert "up to date" in again.stdout
+    changes = [(m, p) for m, p, _, _ in requests if m in ("PUT", "POST")]
+    assert changes == [("PUT", "/_ilm/policy/logs-fitness")]  # no template, no rollover
+
+
+def test_log_shipping_in_compose_waits_for_elasticsearch_never_for_kibana():
+    services = yaml.safe_load((ELK.parent / "docker-compose.yml").read_text())["services"]
+
+    def needs(name: str) -> set[str]:
+        direct = set(services[name].get("depends_on", {}))
+        return direct.union(*(needs(d) for d in direct)) if direct else set()
+
+    assert "es-setup" in needs("logstash")
+    assert not {"kibana", "kibana-setup"} & needs("logstash")
