@@ -14,7 +14,7 @@ from typing import Any
 
 from google.protobuf.json_format import MessageToDict
 from pymongo import ReturnDocument
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
 from activity_service import schemas
 from activity_service.exceptions import (
@@ -35,7 +35,6 @@ log = logging.getLogger(__name__)
 REPORT_INTERVAL_SECONDS = 5.0
 REPORT_BATCH = 100
 REPORT_THREADS = 4  # progress reports of one import sent side by side
-_DUPLICATE_KEY = 11000
 # Namespace of session ids derived from (user, Idempotency-Key); any fixed UUID would do.
 _KEYED_SESSIONS = uuid.UUID("6f1d0c52-3b7e-4d0a-9a43-2f5e8c1b7d90")
 # Namespace of logged and imported workouts' ids, derived from (user, type, start).
@@ -430,22 +429,9 @@ class WorkoutService:
         """
         weight = self.users.weight_kg(user_id)
         docs = [self._finished_doc(w.session_id(user_id), user_id, w, weight) for w in batch]
-        refused = self._insert_new(docs)
+        refused = mongo.insert_new(self.store.sessions, docs)
         self.report_many([d for i, d in enumerate(docs) if i not in refused and _counted(d)])
         return [(doc["_id"], i not in refused) for i, doc in enumerate(docs)]
-
-    def _insert_new(self, docs: list[dict[str, Any]]) -> set[int]:
-        """Insert ``docs``; return the indexes of those whose id was taken (stored before)."""
-        if not docs:
-            return set()
-        try:
-            self.store.sessions.insert_many(docs, ordered=False)
-        except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            if any(error.get("code") != _DUPLICATE_KEY for error in errors) or not errors:
-                raise
-            return {error["index"] for error in errors}
-        return set()
 
     def _store_finished(
         self, session_id: str, user_id: str, workout: FinishedWorkout

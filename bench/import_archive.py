@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import io
-import statistics
 import sys
 import tempfile
 import threading
@@ -29,8 +28,7 @@ from pathlib import Path
 
 import psutil
 import requests
-from import_file import MAKERS
-from login_burst import read_latencies
+from import_file import MAKERS, p99_while
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))  # the stack helpers the tests use
@@ -80,24 +78,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, running(Path(tmp), replicas, {}) as stack:
         api = GatewayApi(stack)
         user_id, token = api.new_user()
-        reader_id, reader_token = api.new_user()
-        url = f"{api.user_url}/users/{reader_id}/statistics"
         pids = {r.name: stack.processes[r.name].pid for r in stack.replicas_of("activity_service")}
-
-        def reads_while(during) -> tuple[float, object]:
-            stop = threading.Event()
-            with ThreadPoolExecutor(args.readers + 1) as pool:
-                readers = [
-                    pool.submit(read_latencies, url, reader_token, 0.1, stop)
-                    for _ in range(args.readers)
-                ]
-                memory = pool.submit(peak_memory, pids, stop)
-                try:
-                    result = during()
-                finally:
-                    stop.set()
-                samples = [t for reader in readers for t in reader.result()]
-            return statistics.quantiles(samples, n=100)[98] * 1000, (result, memory.result())
 
         def run_job() -> float:
             started = time.perf_counter()
@@ -114,8 +95,18 @@ def main() -> None:
             assert job["imported"] == args.activities, job
             return time.perf_counter() - started
 
-        idle, _ = reads_while(lambda: time.sleep(args.idle_seconds))
-        busy, (seconds, peaks) = reads_while(run_job)
+        def run_job_watching_memory() -> tuple[float, dict[str, int]]:
+            stop = threading.Event()
+            with ThreadPoolExecutor(1) as pool:
+                memory = pool.submit(peak_memory, pids, stop)
+                try:
+                    seconds = run_job()
+                finally:
+                    stop.set()
+                return seconds, memory.result()
+
+        idle, _ = p99_while(api, args.readers, lambda: time.sleep(args.idle_seconds))
+        busy, (seconds, peaks) = p99_while(api, args.readers, run_job_watching_memory)
     print(f"job: {args.activities / seconds:.1f} activities/s ({seconds:.1f} s, 202 to done)")
     for name, peak in peaks.items():
         print(f"peak memory of {name} (all its processes): {peak / 2**20:.0f} MiB")

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import pymongo
 import tenacity
-from pymongo.errors import ConnectionFailure, OperationFailure
+from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure
 
 from fitness.errors import Unavailable
 
@@ -32,6 +32,7 @@ REVISION = "_rev"
 # How long a write may keep losing races before the client gets a 503 (16 writers on one
 # document settle within about a second).
 WRITE_CONFLICT_SECONDS = 5.0
+_DUPLICATE_KEY = 11000
 _WRITE_CONFLICT = 112  # MongoDB's code; FerretDB reports PostgreSQL's SQLSTATE in the message
 _FERRETDB_CONFLICT = "SQLSTATE 40001"
 # Server-side codes that mean "the store can't serve now", not "the request is wrong":
@@ -112,6 +113,24 @@ def update(operation: Callable[..., Result], query: dict, change: dict, **option
     """Send ``change`` by ``operation`` (``update_one``, ``find_one_and_update``…) the one safe way:
     with the revision bump, and again while it loses races."""
     return conflict_safe(operation)(query, revised(change), **options)
+
+
+def insert_new(collection: Any, docs: list[dict[str, Any]]) -> set[int]:
+    """Insert ``docs`` (unordered); return the indexes of those whose ``_id`` was taken.
+
+    A taken id means "stored before" to every caller (ids derive from what the document is);
+    any other failure is raised.
+    """
+    if not docs:
+        return set()
+    try:
+        collection.insert_many(docs, ordered=False)
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if not errors or any(error.get("code") != _DUPLICATE_KEY for error in errors):
+            raise
+        return {error["index"] for error in errors}
+    return set()
 
 
 def as_domain_error(error: Exception) -> Unavailable | None:

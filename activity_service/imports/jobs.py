@@ -26,7 +26,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from pymongo import ReturnDocument
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
 from activity_service.exceptions import ImportNotFound, NothingImported
 from activity_service.imports import archives
@@ -114,6 +114,7 @@ class ImportJobs:
         return job_view(job)
 
     def _store_archive(self, job_id: str, data: bytes) -> None:
+        """Store the archive in pieces (one taken already: an earlier attempt, the same bytes)."""
         chunks = [
             {
                 "_id": f"{job_id}:{n:05d}",
@@ -123,11 +124,7 @@ class ImportJobs:
             }
             for n, at in enumerate(range(0, len(data), CHUNK_BYTES))
         ]
-        try:
-            self.store.import_chunks.insert_many(chunks, ordered=False)
-        except BulkWriteError as exc:  # stored by an earlier attempt: the same bytes
-            if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
-                raise
+        mongo.insert_new(self.store.import_chunks, chunks)
 
     # --- the background runner -----------------------------------------------------------------
 

@@ -14,12 +14,9 @@ fingerprint without its workout; the import then finds the workout by its id ins
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from dataclasses import dataclass, field
 from typing import Any
-
-from pymongo.errors import BulkWriteError
 
 from activity_service.exceptions import NothingImported
 from activity_service.imports.archives import is_archive
@@ -36,6 +33,7 @@ from activity_service.imports.upload import parsing_pool, read_upload_in
 from activity_service.schemas import LogWorkoutBody
 from activity_service.service import FinishedWorkout, WorkoutService, logged_workout
 from activity_service.store import ActivityStore
+from fitness import mongo
 from fitness.errors import ValidationFailed
 from fitness.web import validate
 
@@ -128,9 +126,8 @@ class ImportService:
             for activity, session_id in zip(activities, session_ids, strict=True)
             if (key := f"{user_id}:{activity.fingerprint}")
         }
-        if docs:  # one taken already: the same file imported twice at once; one records it
-            with contextlib.suppress(BulkWriteError):
-                self.store.imported_activities.insert_many(list(docs.values()), ordered=False)
+        # One taken already: the same file imported twice at once; one of them recorded it.
+        mongo.insert_new(self.store.imported_activities, list(docs.values()))
 
     def _workout(self, activity: Activity, default_type: str | None) -> FinishedWorkout:
         """Return the activity as a workout, held to the rules of a logged one.
