@@ -8,7 +8,7 @@ from flask import Flask
 
 from fitness import mtls, serving, web, workouts
 from fitness.config import split_targets
-from fitness.imports import IMPORT_PATH, MAX_IMPORT_BYTES
+from fitness.imports import IMPORT_PATH
 from fitness.rpc import ServiceClient
 from fitness.v1 import activity_pb2_grpc, user_pb2_grpc
 
@@ -29,6 +29,9 @@ DEFAULTS: dict[str, Any] = {
     # The shortest workout that counts (0 to 60): shorter live and group ones end "discarded",
     # shorter logged ones are refused.
     "MIN_WORKOUT_MINUTES": workouts.MIN_WORKOUT_MINUTES,
+    # Processes that read an archive's files while its import job runs (0: all cores but one).
+    # They run at the lowest CPU priority, and only while a job runs.
+    "IMPORT_JOB_PROCESSES": 0,
 }
 
 
@@ -61,13 +64,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         store=store,
         workouts=sessions,
         goals=goals,
-        imports=ImportService(store, sessions),
+        imports=ImportService(store, sessions, settings["IMPORT_JOB_PROCESSES"]),
         exports=ExportService(store, users),
         user_client=user_client,
     )
 
     web.init_app(app, ready_check=store.check_ready)
-    web.allow_uploads(app, IMPORT_PATH, MAX_IMPORT_BYTES)
+    web.allow_uploads(app, IMPORT_PATH, settings["MAX_UPLOAD_BYTES"])
     app.register_blueprint(routes.bp)
     servicer = ActivityServicer(sessions, goals, groups)
     serving.plan_worker(

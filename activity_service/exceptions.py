@@ -75,3 +75,14 @@ class ImportNotFound(NotFound):
 
     def __init__(self, import_id: str) -> None:
         super().__init__(f"No import {import_id!r}.")
+
+
+class FileTooLarge(ValidationFailed):
+    """One activity file over its limit (only an archive may be larger)."""
+
+    code = "file_too_large"
+    http_status = 413
+
+    def __init__(self, name: str, limit: int) -> None:
+        reason = f"one file may be at most {limit // 2**20} MiB; only a zip archive may be larger"
+        super().__init__(f"{name!r} is too large: {reason}.", fields={"file": reason})

@@ -66,7 +66,7 @@ def import_workouts(user_id: str):
     ensure_self(user_id)
     upload, workout_type = _import_form()
     summary, status = current_app.extensions["imports"].import_file(
-        user_id, upload.filename or "", upload.read(), workout_type
+        user_id, upload.filename or "", upload.stream, workout_type
     )
     return summary, status
 

@@ -14,6 +14,8 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
+from fitness.imports import MAX_UPLOAD_BYTES
+
 ENV_PREFIX = "FITNESS_"
 FILE_SUFFIX = "_FILE"
 
@@ -38,6 +40,8 @@ COMMON_DEFAULTS: dict[str, Any] = {
     "JWT_TTL_SECONDS": 3600,
     "GRPC_TIMEOUT_SECONDS": 3.0,
     "MAX_BODY_BYTES": 64 * 1024,
+    # The largest file import (a zip archive; one activity file stops at 16 MiB), in bytes.
+    "MAX_UPLOAD_BYTES": MAX_UPLOAD_BYTES,
     "USER_GRPC_TARGETS": "127.0.0.1:50051,127.0.0.1:50061",
     "ACTIVITY_GRPC_TARGETS": "127.0.0.1:50052,127.0.0.1:50062",
 }

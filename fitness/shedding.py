@@ -33,10 +33,15 @@ Result = TypeVar("Result")
 
 # At 10 a thread or process weighs ~1/10 of a normal one when both want the CPU.
 NICENESS = 10
+# At 19, ~1/70: for background work with no request waiting on it (an archive's import job).
+BACKGROUND_NICENESS = 19
 
 
 class Busy(Unavailable):
-    """Too many jobs in flight: this request was refused before any work."""
+    """Too many logins, registrations or file reads at once: refused before any work.
+
+    Safe to resend (``Retry-After``); the gateway tries another replica first.
+    """
 
     code = "busy"
 
@@ -93,12 +98,7 @@ class SheddingPool:
         with self._made:
             if self._executor is None:
                 if self.processes:
-                    self._executor = ProcessPoolExecutor(
-                        self.workers,
-                        mp_context=multiprocessing.get_context("spawn"),
-                        initializer=_start_process,
-                        initargs=(self.memory_limit,),
-                    )
+                    self._executor = low_priority_processes(self.workers, self.memory_limit)
                 else:
                     self._executor = ThreadPoolExecutor(
                         self.workers, thread_name_prefix=self.what, initializer=lower_priority
@@ -106,17 +106,30 @@ class SheddingPool:
             return self._executor
 
 
-def _start_process(memory_limit: int | None) -> None:
+def low_priority_processes(
+    workers: int, memory_limit: int | None, niceness: int = NICENESS
+) -> ProcessPoolExecutor:
+    """Return a pool of ``workers`` low-priority processes (spawned: nothing of the parent's
+    threads, channels or locks is inherited), each bounded to ``memory_limit`` bytes."""
+    return ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_start_process,
+        initargs=(memory_limit, niceness),
+    )
+
+
+def _start_process(memory_limit: int | None, niceness: int) -> None:
     """Set up a worker process: low priority, and a bound on its memory (MemoryError past it)."""
-    lower_priority()
+    lower_priority(niceness)
     if memory_limit:
         resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
 
 
-def lower_priority() -> None:
+def lower_priority(niceness: int = NICENESS) -> None:
     """Lower the calling thread's CPU priority (Linux: per thread; a process's first thread
     is the process); elsewhere, leave it."""
     try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICENESS)
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
     except (AttributeError, OSError) as exc:  # not Linux, or not allowed
         log.warning("pool workers keep their priority: %s", exc)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import io
 import logging
 import re
+import tempfile
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -17,6 +17,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from fitness import auth, logs, mongo
 from fitness.config import load_settings
 from fitness.errors import DomainError, ValidationFailed
+from fitness.imports import SPOOL_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -91,23 +92,28 @@ def _read_streamed_body() -> None:
 
     werkzeug stops reading such a body at MAX_CONTENT_LENGTH without an error (its
     ``LimitedStream.readall``), so a larger one would be cut short and used as if complete.
+    A large body (an upload) waits in a temporary file, not in memory.
     """
     if request.content_length is not None or "wsgi.input_terminated" not in request.environ:
         return
     if "chunked" not in request.headers.get("Transfer-Encoding", "").lower():
         return
     limit = request.max_content_length or current_app.config["MAX_CONTENT_LENGTH"]
-    body = bytearray()
-    while len(body) <= limit:
-        chunk = request.environ["wsgi.input"].read(limit + 1 - len(body))
+    body = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 (the input now)
+    size = 0
+    while size <= limit:
+        chunk = request.environ["wsgi.input"].read(min(limit + 1 - size, 2**20))
         if not chunk:
             break
-        body += chunk
-    if len(body) > limit:
+        body.write(chunk)
+        size += len(chunk)
+    if size > limit:
+        body.close()
         raise RequestEntityTooLarge()
     # From here on the body reads as a plain one with a length.
-    request.environ["wsgi.input"] = io.BytesIO(bytes(body))
-    request.environ["CONTENT_LENGTH"] = str(len(body))
+    body.seek(0)
+    request.environ["wsgi.input"] = body
+    request.environ["CONTENT_LENGTH"] = str(size)
 
 
 def _finish_request(response):

@@ -9,7 +9,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from fitness import serving, web
 from fitness.config import split_targets
-from fitness.imports import IMPORT_PATH, MAX_IMPORT_BYTES
+from fitness.imports import IMPORT_PATH
 
 SERVICE_NAME = "gateway"
 
@@ -102,7 +102,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             raise RuntimeError("no available replica of " + ", ".join(missing))
 
     web.init_app(app, ready_check=ready_check, status_view=routes.status)
-    web.allow_uploads(app, IMPORT_PATH, MAX_IMPORT_BYTES)
+    web.allow_uploads(app, IMPORT_PATH, settings["MAX_UPLOAD_BYTES"])
     security.init_app(app, settings)
     app.register_blueprint(saga_routes.bp)
     app.register_blueprint(live_routes.bp)

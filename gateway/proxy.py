@@ -12,6 +12,7 @@ from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionErro
 from urllib3.exceptions import TimeoutError as UpstreamTimeout
 
 from fitness.errors import Unavailable
+from gateway.uploads import SpooledBody
 from gateway.upstream import Pool, Replica, UpstreamFailure
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,12 @@ class Proxy:
         )
 
     def forward(
-        self, service: str, method: str, path: str, body: bytes, headers: dict[str, str]
+        self,
+        service: str,
+        method: str,
+        path: str,
+        body: bytes | SpooledBody,
+        headers: dict[str, str],
     ) -> UpstreamResponse:
         """Send the request to a replica of ``service``, trying others when that is safe.
 
@@ -102,7 +108,8 @@ class Proxy:
         )
         tried: set[str] = set()
         last_answer: UpstreamResponse | None = None
-        deadline = time.monotonic() + self.settings.deadline
+        extra = body.extra_seconds if isinstance(body, SpooledBody) else 0.0
+        deadline = time.monotonic() + self.settings.deadline + extra
         while len(tried) < self.settings.max_attempts:
             left = deadline - time.monotonic()
             if left <= self.settings.connect_timeout:
@@ -113,7 +120,7 @@ class Proxy:
             if replica is None:
                 break
             tried.add(replica.url)
-            read_timeout = min(self.settings.read_timeout, left)
+            read_timeout = min(self.settings.read_timeout + extra, left)
             response, retry = self._attempt(
                 replica, method, path, body, headers, idempotent, read_timeout
             )
@@ -130,17 +137,19 @@ class Proxy:
         replica: Replica,
         method: str,
         path: str,
-        body: bytes,
+        body: bytes | SpooledBody,
         headers: dict[str, str],
         idempotent: bool,
         read_timeout: float,
     ) -> tuple[UpstreamResponse | None, bool]:
         """Return (response or None, whether to try another replica)."""
+        if isinstance(body, SpooledBody):
+            headers = {**headers, "Content-Length": str(body.length)}
         try:
             upstream = self.http.request(
                 method,
                 replica.url + path,
-                body=body or None,
+                body=body.rewound() if isinstance(body, SpooledBody) else body or None,
                 headers=headers,
                 timeout=urllib3.Timeout(connect=self.settings.connect_timeout, read=read_timeout),
                 redirect=False,

@@ -13,6 +13,7 @@ from fitness import logs, web
 from fitness.auth import bearer_token, verify_token
 from fitness.config import redacted
 from fitness.errors import NotFound, PermissionDenied
+from gateway import uploads
 from gateway.idempotency import Claim, StoredResponse
 from gateway.proxy import UpstreamResponse
 
@@ -150,9 +151,9 @@ def _claim_idempotency_key() -> Claim | StoredResponse | None:
         return None
     owner = g.get("user_id") or f"address:{_client_address()}"
     target = request.full_path if request.query_string else request.path
-    return current_app.extensions["idempotency"].claim(
-        owner, key, request.method, target, request.get_data()
-    )
+    # An upload is known by its hash: it is not read into memory.
+    body = uploads.spooled_body().sha256 if uploads.is_upload() else request.get_data()
+    return current_app.extensions["idempotency"].claim(owner, key, request.method, target, body)
 
 
 def _send(service: str, target: str) -> UpstreamResponse:
@@ -161,9 +162,8 @@ def _send(service: str, target: str) -> UpstreamResponse:
     }
     headers[logs.CORRELATION_HEADER] = logs.get_correlation_id()
     headers["X-Forwarded-For"] = _client_address()
-    return current_app.extensions["proxy"].forward(
-        service, request.method, target, request.get_data(), headers
-    )
+    body = uploads.spooled_body() if uploads.is_upload() else request.get_data()
+    return current_app.extensions["proxy"].forward(service, request.method, target, body, headers)
 
 
 def _is_json(upstream: UpstreamResponse) -> bool:

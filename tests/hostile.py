@@ -33,9 +33,14 @@ TIMEOUT = 15
 SPEC = json.loads(SPEC_FILE.read_text())
 PASSWORD = "correct-horse-battery"
 SECRET = "s3cure-" + "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJ"
-# What a stack under probe needs: a known secret (to forge tokens), per-probe client addresses.
+UPLOAD_LIMIT = 24 * 2**20
+"""A stack under probe takes uploads this large (not the default 1 GiB): an oversized body is
+sent whole, and one over 1 GiB would take the probe a minute."""
+# What a stack under probe needs: a known secret (to forge tokens), per-probe client
+# addresses, and an upload limit a probe can pass.
 STACK_ENV = {
     "FITNESS_JWT_SECRET": SECRET,
+    "FITNESS_MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT),
     "FITNESS_TRUSTED_PROXY_HOPS": "1",
     "FITNESS_LOG_LEVEL": "INFO",
 }

@@ -15,6 +15,7 @@ from urllib.parse import quote, urlsplit
 from hostile import (
     PASSWORD,
     TIMEOUT,
+    UPLOAD_LIMIT,
     Answer,
     Operation,
     Tally,
@@ -27,7 +28,6 @@ from hostile import (
 )
 
 from activity_service.store import ActivityStore
-from fitness.imports import MAX_IMPORT_BYTES
 
 # --- NoSQL operator injection -----------------------------------------------------------------
 
@@ -235,11 +235,11 @@ def oversized_bodies(target: Target, spec: dict[str, Any]) -> Tally:
     big = json.dumps({"username": "a" * (MAX_BODY_BYTES + 1)}).encode()
     deep = b"[" * 20000 + b"]" * 20000
     deep_object = b'{"a":' * 5000 + b"1" + b"}" * 5000
-    for op in _body_operations(spec, uploads=True):  # files: the limit is MAX_IMPORT_BYTES
+    for op in _body_operations(spec, uploads=True):  # files: the limit is UPLOAD_LIMIT
         path = op.path.format(**ids)
-        answer = _announced(target, op.method, path, me.token, MAX_IMPORT_BYTES + 1)
+        answer = _announced(target, op.method, path, me.token, UPLOAD_LIMIT + 1)
         _too_large(tally, answer, f"{op.method} {op.path} announced")
-        answer = _chunked(target, op.method, path, me.token, MAX_IMPORT_BYTES + 8192, UPLOAD)
+        answer = _chunked(target, op.method, path, me.token, UPLOAD_LIMIT + 8192, UPLOAD)
         _too_large(tally, answer, f"{op.method} {op.path} chunked")
     for op in _body_operations(spec):
         path = op.path.format(**ids)

@@ -27,6 +27,7 @@ from system_packages import require
 
 from deploy import make_secrets
 from fitness.config import COMMON_DEFAULTS, ENV_PREFIX, FILE_SUFFIX
+from fitness.imports import MAX_UPLOAD_BYTES
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -355,8 +356,12 @@ def _nginx_before_a_stub(tmp_path: Path) -> Iterator[str]:
 
 
 def test_nginx_takes_workout_files_up_to_the_gateways_limit_and_other_bodies_to_1m(tmp_path):
+    conf = (ROOT / "deploy" / "nginx.conf").read_text()
+    imports = conf[conf.index("location ~ ^/users/[^/]+/imports$") :]
+    megabytes = int(re.search(r"client_max_body_size (\d+)m;", imports).group(1))
+    assert 0 < megabytes * 2**20 - MAX_UPLOAD_BYTES <= 2**20  # the gateway's, and the framing
     with _nginx_before_a_stub(tmp_path) as nginx:
-        upload = requests.post(f"{nginx}/users/u-1/imports", data=b"x" * 12 * 2**20, timeout=20)
+        upload = requests.post(f"{nginx}/users/u-1/imports", data=b"x" * 40 * 2**20, timeout=20)
         other = requests.post(f"{nginx}/users/register", data=b"x" * 2 * 2**20, timeout=20)
     assert upload.status_code == 200  # reached the gateway, which decides
     assert other.status_code == 413

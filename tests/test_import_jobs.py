@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import io
+import os
 import time
 import zipfile
 from collections.abc import Iterator
@@ -18,6 +19,8 @@ import psutil
 import pytest
 import requests
 from conftest import TIMEOUT, GatewayApi, activity_db, gateway_tier, make_replicas, running
+
+from fitness.imports import MAX_FILE_BYTES
 
 
 @pytest.fixture(scope="module")
@@ -69,11 +72,19 @@ def _ago(days: float) -> dt.datetime:
 
 def test_a_strava_export_imports_in_the_background(api):
     user_id, token = api.new_user()
+    gym, hike = _ago(15), _ago(16)
     export = {
+        # Strava's header: "Distance" first in the athlete's units, then in metres. Row 3 was
+        # entered by hand: no file, the row is the activity; row 4 is no date at all.
         "activities.csv": (
-            b"Activity ID,Activity Date,Activity Name,Activity Type,Filename\n"
-            b"1,,Morning,Run,activities/1.gpx\n"
-        ),
+            "Activity ID,Activity Date,Activity Name,Activity Type,Elapsed Time,Distance,"
+            "Filename,Elapsed Time,Distance,Elevation Gain,Average Heart Rate,Calories\n"
+            "1,,Morning,Run,,,activities/1.gpx,,,,,\n"
+            f'2,"{gym:%b %d, %Y, %I:%M:%S %p}",Gym,Weight Training,2700,0,,2700,0,,,250\n'
+            f'3,"{hike:%b %d, %Y, %I:%M:%S %p}",Hills,Hike,5400,7.50,,5400,"7,500.0",'
+            "420,118,\n"
+            "4,yesterday,Oops,Run,1800,5,,1800,5000,,,\n"
+        ).encode(),
         "activities/1.gpx": files.gpx(_ago(10), 30, sport=None),  # the index says: a run
         "activities/2.tcx": files.tcx(_ago(11), 40),
         "activities/3.fit.gz": gzip.compress(files.fit(_ago(12), 25)),
@@ -91,17 +102,28 @@ def test_a_strava_export_imports_in_the_background(api):
 
     done = _finished(api, token, job["import_id"])
     assert (done["state"], done["progress"]["done"]) == ("done", 5)
-    assert (done["imported"], done["duplicates"], done["rejected"]) == (4, 0, 1)
-    assert [r["where"] for r in done["rejections"]] == ["activities/4.fit"]
+    assert (done["imported"], done["duplicates"], done["rejected"]) == (6, 0, 2)
+    assert sorted(r["where"] for r in done["rejections"]) == [
+        "activities.csv row 5",
+        "activities/4.fit",
+    ]
     workouts = api.get(f"{api.user_url}/users/{user_id}/workouts", token).json()["workouts"]
     assert sorted(w["workout_type"] for w in workouts) == [
         "cycling",
+        "hiking",
         "running",
         "running",
         "running",
+        "strength",
     ]
+    by_type = {w["workout_type"]: w for w in workouts}
+    assert (by_type["strength"]["duration"], by_type["strength"]["calories_burned"]) == (45, 250)
+    assert by_type["strength"]["start_time"] == gym.isoformat()
+    hiked = by_type["hiking"]
+    assert (hiked["distance_km"], hiked["elevation_gain_m"]) == (7.5, 420)
+    assert hiked["average_heart_rate"] == 118
     assert (
-        api.get(f"{api.user_url}/users/{user_id}/statistics", token).json()["total_workouts"] == 4
+        api.get(f"{api.user_url}/users/{user_id}/statistics", token).json()["total_workouts"] == 6
     )
 
     # The same archive again is the same job; the same activity in another archive, a duplicate.
@@ -114,6 +136,26 @@ def test_a_strava_export_imports_in_the_background(api):
     # Someone else's job is not theirs to read.
     _, intruder = api.new_user()
     assert api.get(f"{api.user_url}/imports/{job['import_id']}", intruder).status_code == 403
+
+
+def test_an_archive_larger_than_a_file_may_be_streams_through(api):
+    """A Strava export with its media is far over 16 MiB: it is spooled, stored and read in
+    pieces (the gateway and the service never hold it whole), and its activities import."""
+    user_id, token = api.new_user()
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zipped:
+        for i in range(3):
+            zipped.writestr(f"activities/{i}.gpx", files.gpx(_ago(30 + i), 20))
+        video = os.urandom(24 * 2**20)  # does not compress
+        zipped.writestr("media/ride.mp4", video, compress_type=zipfile.ZIP_STORED)
+    data = archive.getvalue()
+    assert len(data) > MAX_FILE_BYTES + 8 * 2**20
+    queued = _upload(api, user_id, token, "export_big.zip", data)
+    assert queued.status_code == 202, queued.text
+    done = _finished(api, token, queued.json()["import_id"])
+    assert (done["state"], done["imported"], done["rejected"]) == ("done", 3, 0), done
+    stats = api.get(f"{api.user_url}/users/{user_id}/statistics", token).json()
+    assert stats["total_workouts"] == 3
 
 
 def test_unsafe_or_empty_archives_are_refused_or_their_bad_members_rejected(api):

@@ -21,7 +21,7 @@ from conftest import TIMEOUT, GatewayApi, gateway_tier, make_replicas, running
 from fit_tool.profile.profile_type import Sport, SubSport
 
 from activity_service.imports.sports import mapping_table
-from fitness.imports import MAX_IMPORT_BYTES
+from fitness.imports import MAX_FILE_BYTES, MAX_UPLOAD_BYTES
 from fitness.workouts import WORKOUT_METS
 
 
@@ -224,7 +224,7 @@ def test_a_hostile_or_broken_file_gets_a_clear_4xx_and_stores_nothing(
 
 
 def test_an_upload_over_the_limit_is_refused_before_it_is_read(api):
-    """The gateway answers 413 from the announced length: it reads none of the 16 MiB."""
+    """The gateway answers 413 from the announced length: it reads none of the 1 GiB."""
     user_id, token = api.new_user()
     parts = urlsplit(api.user_url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=TIMEOUT)
@@ -232,16 +232,26 @@ def test_an_upload_over_the_limit_is_refused_before_it_is_read(api):
         conn.putrequest("POST", f"/users/{user_id}/imports")
         conn.putheader("Authorization", f"Bearer {token}")
         conn.putheader("Content-Type", "multipart/form-data; boundary=x")
-        conn.putheader("Content-Length", str(MAX_IMPORT_BYTES + 1))
+        conn.putheader("Content-Length", str(MAX_UPLOAD_BYTES + 1))
         conn.endheaders()
         response = conn.getresponse()
         assert response.status == 413
         assert json.loads(response.read())["error"]["code"] == "request_entity_too_large"
     finally:
         conn.close()
+
+
+def test_one_file_over_16_mib_is_refused_and_one_under_it_is_read(api):
+    """Only an archive may be larger than MAX_FILE_BYTES."""
+    user_id, token = api.new_user()
+    over = _import(api, user_id, token, "big.gpx", b"<gpx>" + b" " * MAX_FILE_BYTES)
+    assert over.status_code == 413, over.text
+    assert over.json()["error"]["code"] == "file_too_large"
+    assert "zip archive" in over.json()["error"]["fields"]["file"]
     # Just under the limit is read: an unreadable file, not a refused upload.
-    near = _import(api, user_id, token, "big.gpx", b"<gpx>" + b" " * (MAX_IMPORT_BYTES - 1024))
+    near = _import(api, user_id, token, "big.gpx", b"<gpx>" + b" " * (MAX_FILE_BYTES - 1024))
     assert near.status_code == 400 and near.json()["error"]["code"] == "unreadable_file", near.text
+    assert _workouts(api, user_id, token) == []
 
 
 def test_a_bad_form_is_refused_naming_its_fields(api):

@@ -7,20 +7,31 @@ directory is checked: how many members, how much they claim to unpack to, how co
 are, and whether any is encrypted.
 
 A Strava export lists its activities in ``activities.csv`` with their type ("Run", "Ride",
-"Weight Training"): that type is used when an activity's own file names no sport we map.
+"Weight Training"): that type is used when an activity's own file names no sport we map. A row
+without a file is an activity entered by hand; the row becomes the workout.
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
+import datetime as dt
 import io
 import zipfile
 from dataclasses import dataclass
 from pathlib import PurePosixPath
+from typing import IO
 
 from activity_service.exceptions import UnreadableFile, UnsafeFile
-from activity_service.imports.formats import READERS, Activity, Found, Rejection, csv_layout
+from activity_service.imports.formats import (
+    MAX_ROWS,
+    READERS,
+    Activity,
+    Found,
+    Rejection,
+    csv_layout,
+    positive,
+)
 
 MAX_MEMBERS = 10_000
 MAX_MEMBER_BYTES = 64 * 2**20
@@ -39,14 +50,16 @@ class Member:
     name: str
 
 
-def is_archive(filename: str, data: bytes) -> bool:
-    return filename.lower().endswith(".zip") or data.startswith(ZIP_MAGIC)
+def is_archive(filename: str, head: bytes) -> bool:
+    """Tell from its name or its first bytes whether an upload is a zip archive."""
+    return filename.lower().endswith(".zip") or head.startswith(ZIP_MAGIC)
 
 
-def open_archive(data: bytes, name: str) -> zipfile.ZipFile:
-    """Return the zip archive in ``data``; raise ``UnreadableFile`` if it is none."""
+def open_archive(source: IO[bytes], name: str) -> zipfile.ZipFile:
+    """Return the zip archive in the seekable file ``source``; raise ``UnreadableFile`` if it
+    is none. Members are read from the file as they are needed, never all at once."""
     try:
-        return zipfile.ZipFile(io.BytesIO(data))
+        return zipfile.ZipFile(source)
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         raise UnreadableFile(name, f"it is not a readable zip archive ({exc})") from None
 
@@ -104,8 +117,21 @@ def read_member(archive: zipfile.ZipFile, member: Member) -> bytes | Rejection:
     return raw
 
 
-def strava_types(archive: zipfile.ZipFile) -> dict[str, str]:
-    """Return {member name: Strava activity type} from a Strava export's ``activities.csv``."""
+@dataclass(frozen=True)
+class StravaIndex:
+    """What a Strava export's ``activities.csv`` says: each file's activity type, and the
+    activities entered by hand, which have a row but no file."""
+
+    types: dict[str, str] = dataclasses.field(default_factory=dict)
+    manual: list[Found] = dataclasses.field(default_factory=list)
+
+
+STRAVA_DATE = "%b %d, %Y, %I:%M:%S %p"
+"""How ``activities.csv`` writes a start: "Mar 3, 2019, 5:52:31 PM" (UTC)."""
+
+
+def strava_index(archive: zipfile.ZipFile) -> StravaIndex:
+    """Read a Strava export's ``activities.csv``, if the archive has one."""
     index = next(
         (
             info
@@ -115,17 +141,63 @@ def strava_types(archive: zipfile.ZipFile) -> dict[str, str]:
         None,
     )
     if index is None or index.file_size > MAX_MEMBER_BYTES:
-        return {}
+        return StravaIndex()
     try:
         text = archive.read(index).decode("utf-8-sig", errors="replace")
     except (zipfile.BadZipFile, NotImplementedError, OSError, EOFError):
-        return {}
-    types = {}
-    for row in csv.DictReader(io.StringIO(text, newline="")):
-        filename, kind = row.get("Filename") or "", row.get("Activity Type") or ""
+        return StravaIndex()
+    rows = csv.reader(io.StringIO(text, newline=""))
+    header = next(rows, [])
+    found = StravaIndex()
+    for number, row in enumerate(rows, start=2):
+        cells = _StravaRow(header, row)
+        filename, kind = cells.first("Filename"), cells.first("Activity Type")
         if filename and kind:
-            types[shown_name(filename)] = kind
-    return types
+            found.types[shown_name(filename)] = kind
+        elif not filename and len(found.manual) < MAX_ROWS and any(row):
+            found.manual.append(_manual_activity(cells, f"{STRAVA_INDEX} row {number}"))
+    return found
+
+
+class _StravaRow:
+    """One row of ``activities.csv`` by column name. Some names come twice: "Distance" first in
+    the athlete's units (km or miles), then in metres; "Elapsed Time" in seconds both times."""
+
+    def __init__(self, header: list[str], row: list[str]):
+        self.cells: dict[str, list[str]] = {}
+        for name, cell in zip(header, row, strict=False):
+            self.cells.setdefault(name.strip().lower(), []).append(cell.strip())
+
+    def first(self, name: str) -> str:
+        return next(iter(self.cells.get(name.lower(), [])), "")
+
+    def metres(self) -> float | None:
+        """Return the distance in metres: only the second "Distance" is known to be in them."""
+        both = self.cells.get("distance", [])
+        return positive(both[1].replace(",", "")) if len(both) > 1 and both[1] else None
+
+
+def _manual_activity(cells: _StravaRow, where: str) -> Found:
+    """Return an activity entered by hand on Strava (no file: the row is all there is)."""
+    try:
+        start = dt.datetime.strptime(cells.first("Activity Date"), STRAVA_DATE)
+    except ValueError:
+        return Rejection(where, f"Activity Date {cells.first('Activity Date')!r} is not a date")
+    seconds = positive(cells.first("Elapsed Time").replace(",", ""))
+    if seconds is None:
+        return Rejection(where, "Elapsed Time is not a positive number of seconds")
+    start = start.replace(tzinfo=dt.UTC)
+    metres = cells.metres()
+    return Activity(
+        where=where,
+        sports=(cells.first("Activity Type"),),
+        start_time=start,
+        end_time=start + dt.timedelta(seconds=seconds),
+        distance_km=None if metres is None else metres / 1000,
+        elevation_gain_m=positive(next(iter(cells.cells.get("elevation gain", [])), "")),
+        average_heart_rate=positive(cells.first("Average Heart Rate")),
+        calories_burned=positive(cells.first("Calories")),
+    )
 
 
 def with_hint(found: list[Found], hint: str | None) -> list[Found]:

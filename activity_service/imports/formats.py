@@ -80,20 +80,41 @@ Reader = Callable[[bytes, str], list[Found]]
 
 
 def safe_xml(data: bytes, name: str) -> None:
-    """Refuse XML with a DTD (entity expansion, external entities) or that does not parse."""
+    """Refuse XML that declares a DTD: these formats never need one, and with it go entity
+    expansion and external entities.
+
+    A DTD can only come before the root element, so the check (defusedxml's, ``forbid_dtd``)
+    stops there: it reads the prolog, not the document. Whether the rest is well-formed is
+    for the parser that reads it next (its error is the file's ``unreadable_file``).
+    """
+    parser = defusedxml.ElementTree.DefusedXMLParser(target=_Prolog(), forbid_dtd=True)
     try:
-        defusedxml.ElementTree.fromstring(data, forbid_dtd=True)
+        parser.feed(data)
+        parser.close()
+    except _RootReached:
+        return
     except DefusedXmlException as exc:
         raise UnsafeFile(name, f"it declares a DTD or entities ({type(exc).__name__})") from None
     except defusedxml.ElementTree.ParseError as exc:
         raise UnreadableFile(name, f"it is not well-formed XML ({exc})") from None
 
 
+class _RootReached(Exception):
+    """The root element began: no DTD came before it."""
+
+
+class _Prolog:
+    """A parser target that stops at the root element."""
+
+    def start(self, tag: str, attributes: dict[str, str]) -> None:
+        raise _RootReached
+
+
 def _utc(moment: dt.datetime) -> dt.datetime:
     return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
 
 
-def _positive(value: Any, scale: float = 1.0) -> float | None:
+def positive(value: Any, scale: float = 1.0) -> float | None:
     """Return ``value`` times ``scale`` if it is a positive finite number, else None."""
     try:
         number = float(value) * scale
@@ -123,8 +144,8 @@ def read_gpx(data: bytes, name: str) -> list[Found]:
                 sports=(track.type or "",),
                 start_time=_utc(bounds.start_time),
                 end_time=_utc(bounds.end_time),
-                distance_km=_positive(track.length_2d(), 1e-3),
-                elevation_gain_m=_positive(track.get_uphill_downhill().uphill),
+                distance_km=positive(track.length_2d(), 1e-3),
+                elevation_gain_m=positive(track.get_uphill_downhill().uphill),
                 average_heart_rate=round(statistics.fmean(heart_rates)) if heart_rates else None,
             )
         )
@@ -143,7 +164,7 @@ def _gpx_heart_rate(point: gpxpy.gpx.GPXTrackPoint) -> float | None:
     for extension in point.extensions:
         for element in extension.iter():
             if element.tag.rpartition("}")[2] == "hr":
-                return _positive(element.text)
+                return positive(element.text)
     return None
 
 
@@ -162,10 +183,10 @@ def read_tcx(data: bytes, name: str) -> list[Found]:
             sports=(exercise.activity_type or "",),
             start_time=_utc(exercise.start_time),
             end_time=_utc(exercise.end_time),
-            distance_km=_positive(exercise.distance, 1e-3),
-            elevation_gain_m=_positive(exercise.ascent),
-            average_heart_rate=_positive(exercise.hr_avg),
-            calories_burned=_positive(exercise.calories),
+            distance_km=positive(exercise.distance, 1e-3),
+            elevation_gain_m=positive(exercise.ascent),
+            average_heart_rate=positive(exercise.hr_avg),
+            calories_burned=positive(exercise.calories),
         )
     ]
 
@@ -195,7 +216,7 @@ def read_fit(data: bytes, name: str) -> list[Found]:
     found: list[Found] = []
     for number, session in enumerate(sessions[:MAX_ROWS], start=1):
         where = name if len(sessions) == 1 else f"{name} session {number}"
-        start, elapsed = session.get("start_time"), _positive(session.get("total_elapsed_time"))
+        start, elapsed = session.get("start_time"), positive(session.get("total_elapsed_time"))
         if not isinstance(start, dt.datetime) or elapsed is None:
             found.append(Rejection(where, "its session has no start time or elapsed time"))
             continue
@@ -205,10 +226,10 @@ def read_fit(data: bytes, name: str) -> list[Found]:
                 sports=(str(session.get("sub_sport") or ""), str(session.get("sport") or "")),
                 start_time=_utc(start),
                 end_time=_utc(start) + dt.timedelta(seconds=elapsed),
-                distance_km=_positive(session.get("total_distance"), 1e-3),
-                elevation_gain_m=_positive(session.get("total_ascent")),
-                average_heart_rate=_positive(session.get("avg_heart_rate")),
-                calories_burned=_positive(session.get("total_calories")),
+                distance_km=positive(session.get("total_distance"), 1e-3),
+                elevation_gain_m=positive(session.get("total_ascent")),
+                average_heart_rate=positive(session.get("avg_heart_rate")),
+                calories_burned=positive(session.get("total_calories")),
                 sets=strength if len(sessions) == 1 else (),
             )
         )
@@ -224,7 +245,7 @@ def _fit_sets(sets: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         category = one.get("category")
         if isinstance(category, tuple | list):
             category = next((c for c in category if c), None)
-        weight = _positive(one.get("weight"))
+        weight = positive(one.get("weight"))
         yield {
             "exercise": str(category or "set").replace("_", " ")[:64],
             "reps": reps,
@@ -321,7 +342,7 @@ def _number(row: dict[str, str], column: str, unit: str, zero: bool = False) -> 
     raw = row.get(column, "")
     if not raw:
         return None
-    value = 0.0 if zero and _is_zero(raw) else _positive(raw)
+    value = 0.0 if zero and _is_zero(raw) else positive(raw)
     if value is None:
         raise ValueError(f"{column} {raw!r} is not a positive number of {unit}")
     return value

@@ -2,11 +2,15 @@
 
 ``submit`` checks the archive's central directory, stores the archive in the document store in
 chunks (so every replica can read it) and then the job; the job's id derives from the user and
-the archive's hash, so sending the same archive again finds the same job.
+the archive's hash, so sending the same archive again finds the same job. The archive is never
+whole in memory: it arrives as a temporary file, goes to the store a chunk at a time, and comes
+back to the replica running the job into a temporary file of its own.
 
 Every activity-service process runs ``run``: it claims a queued job, or one whose lease ran
 out, with one conditional update (the lease: ``LEASE``), then reads the archive ``BATCH``
-members at a time. After each batch it records how far it got and renews the lease in one
+members at a time, on a pool of low-priority processes (all cores but one by default: parsing
+is Python work). The next batch is read while one is stored.
+After each batch it records how far it got and renews the lease in one
 update that only applies while it still holds the lease. A process killed mid-job stops
 renewing; after the lease another one claims the job and goes on from the last recorded
 batch. Reading a batch again imports nothing twice: workouts are stored under ids derived from
@@ -20,10 +24,12 @@ import hashlib
 import logging
 import os
 import socket
+import tempfile
 import threading
-import time
 import uuid
-from typing import TYPE_CHECKING, Any
+import zipfile
+from concurrent.futures import Executor, Future
+from typing import IO, TYPE_CHECKING, Any
 
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
@@ -31,15 +37,19 @@ from pymongo.errors import DuplicateKeyError
 from activity_service.exceptions import ImportNotFound, NothingImported
 from activity_service.imports import archives
 from activity_service.imports.formats import MAX_LISTED, Found, Rejection
-from activity_service.imports.upload import display_name, read_upload_in
+from activity_service.imports.upload import (
+    PARSING_MEMORY_BYTES,
+    display_name,
+    read_upload_or_refusal,
+)
 from activity_service.service import as_utc, utcnow
 from activity_service.store import ActivityStore
 from fitness import mongo
-from fitness.errors import DomainError, PermissionDenied
-from fitness.shedding import Busy, lower_priority
+from fitness.errors import PermissionDenied
+from fitness.shedding import BACKGROUND_NICENESS, low_priority_processes, lower_priority
 
 if TYPE_CHECKING:
-    from activity_service.imports.service import ImportService
+    from activity_service.imports.service import ImportService, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +64,12 @@ _JOBS = uuid.UUID("a7c3e9d1-5b2f-4e8a-9c6d-3f1b0e2a7d54")
 class ImportJobs:
     """Archive imports as background jobs any replica can run."""
 
-    def __init__(self, store: ActivityStore, imports: ImportService):
+    def __init__(self, store: ActivityStore, imports: ImportService, processes: int = 0):
         self.store = store
         self.imports = imports
+        # Processes reading files while a job runs: by default all cores but one, which stays
+        # for requests (with every core reading, other users' reads took 2.7x as long).
+        self.processes = processes or max(1, (os.cpu_count() or 2) - 1)
         self._token = uuid.uuid4().hex[:8]
 
     @property
@@ -67,23 +80,28 @@ class ImportJobs:
 
     # --- the API -------------------------------------------------------------------------------
 
-    def submit(self, user_id: str, filename: str, data: bytes) -> tuple[dict[str, Any], int]:
-        """Queue the archive's import; return the job's view and 202 (200: sent before)."""
+    def submit(self, user_id: str, filename: str, upload: IO[bytes]) -> tuple[dict[str, Any], int]:
+        """Queue the import of the archive in the seekable file ``upload``; return the job's
+        view and 202 (200: sent before)."""
         name = display_name(filename)
-        with archives.open_archive(data, name) as archive:
+        with archives.open_archive(upload, name) as archive:
             members = archives.activity_members(archive, name)
-        if not members:
+            manual = archives.strava_index(archive).manual
+        if not members and not manual:
             raise NothingImported({name: "it holds no GPX, TCX, FIT or CSV file"})
-        job_id = str(uuid.uuid5(_JOBS, f"{user_id}\n{hashlib.sha256(data).hexdigest()}"))
+        upload.seek(0)
+        digest = hashlib.file_digest(upload, "sha256").hexdigest()
+        job_id = str(uuid.uuid5(_JOBS, f"{user_id}\n{digest}"))
         if (earlier := self.store.import_jobs.find_one({"_id": job_id})) is not None:
             return job_view(earlier), 200
-        self._store_archive(job_id, data)
+        size = self._store_archive(job_id, upload)
         now = utcnow()
         job = {
             "_id": job_id,
             "user_id": user_id,
             "file": name,
             "state": "queued",
+            "bytes": size,
             "total": len(members),
             "done": 0,
             "imported": 0,
@@ -113,18 +131,16 @@ class ImportJobs:
             raise PermissionDenied("This import belongs to another user.")
         return job_view(job)
 
-    def _store_archive(self, job_id: str, data: bytes) -> None:
-        """Store the archive in pieces (one taken already: an earlier attempt, the same bytes)."""
-        chunks = [
-            {
-                "_id": f"{job_id}:{n:05d}",
-                "job_id": job_id,
-                "n": n,
-                "data": data[at : at + CHUNK_BYTES],
-            }
-            for n, at in enumerate(range(0, len(data), CHUNK_BYTES))
-        ]
-        mongo.insert_new(self.store.import_chunks, chunks)
+    def _store_archive(self, job_id: str, upload: IO[bytes]) -> int:
+        """Store the archive a chunk at a time (one taken already: an earlier attempt, the same
+        bytes); return its size."""
+        upload.seek(0)
+        size = 0
+        for n, piece in enumerate(iter(lambda: upload.read(CHUNK_BYTES), b"")):
+            chunk = {"_id": f"{job_id}:{n:05d}", "job_id": job_id, "n": n, "data": piece}
+            mongo.insert_new(self.store.import_chunks, [chunk])
+            size += len(piece)
+        return size
 
     # --- the background runner -----------------------------------------------------------------
 
@@ -169,44 +185,72 @@ class ImportJobs:
         )
 
     def _process(self, job: dict[str, Any]) -> None:
-        data = b"".join(
-            chunk["data"]
-            for chunk in self.store.import_chunks.find({"job_id": job["_id"]}, sort=[("n", 1)])
-        )
-        with archives.open_archive(data, job["file"]) as archive:
-            members = archives.activity_members(archive, job["file"])
-            hints = archives.strava_types(archive)
-            rejections = list(job["rejections"])
-            for start in range(job["done"], len(members), BATCH):
-                found: list[Found] = []
-                for member in members[start : start + BATCH]:
-                    found += self._read(archive, member, hints.get(member.name))
-                outcome = self.imports.store_found(job["user_id"], found, None)
-                rejections = (rejections + outcome.rejected)[:MAX_LISTED]
-                counts = {
-                    "imported": len(outcome.imported),
-                    "duplicates": len(outcome.duplicates),
-                    "rejected": len(outcome.rejected),
-                }
-                done = min(start + BATCH, len(members))
-                if not self._advance(job, done, counts, rejections):
-                    log.warning("import job %s: lease lost at %d", job["_id"], done)
+        with tempfile.TemporaryFile() as spool:
+            self._fetch_archive(job, spool)
+            with (
+                archives.open_archive(spool, job["file"]) as archive,
+                low_priority_processes(
+                    self.processes, PARSING_MEMORY_BYTES, BACKGROUND_NICENESS
+                ) as readers,
+            ):
+                if not self._import_members(job, archive, readers):
                     return
         self._finish(job, "done")
 
-    def _read(self, archive, member: archives.Member, hint: str | None) -> list[Found]:
-        raw = archives.read_member(archive, member)
-        if isinstance(raw, Rejection):
-            return [raw]
-        while True:
-            try:
-                return archives.with_hint(
-                    read_upload_in(self.imports.parsing, member.name, raw), hint
-                )
-            except Busy:  # files uploaded meanwhile have the pool: a job can wait its turn
-                time.sleep(0.2)
-            except DomainError as exc:
-                return [Rejection(member.name, exc.fields.get("file") or exc.message)]
+    def _fetch_archive(self, job: dict[str, Any], spool: IO[bytes]) -> None:
+        """Copy the stored archive into ``spool``, a chunk at a time."""
+        size = 0
+        chunks = self.store.import_chunks.find({"job_id": job["_id"]}, sort=[("n", 1)])
+        for chunk in chunks.batch_size(1):
+            spool.write(chunk["data"])
+            size += len(chunk["data"])
+        if size != job.get("bytes", size):
+            raise RuntimeError(f"the archive has {size} of its {job['bytes']} bytes in the store")
+        spool.seek(0)
+
+    def _import_members(
+        self, job: dict[str, Any], archive: zipfile.ZipFile, readers: Executor
+    ) -> bool:
+        """Import the members not done yet, a batch at a time; False if the lease was lost."""
+        members = archives.activity_members(archive, job["file"])
+        index = archives.strava_index(archive)
+        rejections = list(job["rejections"])
+        if job["done"] == 0 and index.manual:  # activities entered by hand: no file, a row
+            outcome = self.imports.store_found(job["user_id"], index.manual, None)
+            rejections = (rejections + outcome.rejected)[:MAX_LISTED]
+            if not self._advance(job, 0, _counts(outcome), rejections):
+                return False
+        starts = range(job["done"], len(members), BATCH)
+        ahead = [self._start_reading(archive, members[i : i + BATCH], readers) for i in starts[:1]]
+        for start in starts:
+            reading = ahead.pop()
+            if start + BATCH < len(members):  # read the next batch while this one is stored
+                batch = members[start + BATCH : start + 2 * BATCH]
+                ahead.append(self._start_reading(archive, batch, readers))
+            found = _found(reading, index.types)
+            outcome = self.imports.store_found(job["user_id"], found, None)
+            rejections = (rejections + outcome.rejected)[:MAX_LISTED]
+            done = min(start + BATCH, len(members))
+            if not self._advance(job, done, _counts(outcome), rejections):
+                log.warning("import job %s: lease lost at %d", job["_id"], done)
+                return False
+        return True
+
+    @staticmethod
+    def _start_reading(
+        archive: zipfile.ZipFile, batch: list[archives.Member], readers: Executor
+    ) -> list[tuple[archives.Member, Rejection | Future]]:
+        """Unpack the batch's members and hand each to a reading process."""
+        started: list[tuple[archives.Member, Rejection | Future]] = []
+        for member in batch:
+            raw = archives.read_member(archive, member)
+            reading = (
+                raw
+                if isinstance(raw, Rejection)
+                else readers.submit(read_upload_or_refusal, member.name, raw)
+            )
+            started.append((member, reading))
+        return started
 
     def _advance(
         self, job: dict[str, Any], done: int, counts: dict[str, int], rejections: list[Rejection]
@@ -240,6 +284,31 @@ class ImportJobs:
             log.info(
                 "import job %s", state, extra={"user.id": job["user_id"], "import.id": job["_id"]}
             )
+
+
+def _counts(outcome: Outcome) -> dict[str, int]:
+    return {
+        "imported": len(outcome.imported),
+        "duplicates": len(outcome.duplicates),
+        "rejected": len(outcome.rejected),
+    }
+
+
+def _found(
+    reading: list[tuple[archives.Member, Rejection | Future]], hints: dict[str, str]
+) -> list[Found]:
+    """Return what a batch's members held once read, each refusal as a rejection."""
+    found: list[Found] = []
+    for member, outcome in reading:
+        result = outcome if isinstance(outcome, Rejection) else outcome.result()
+        if isinstance(result, Rejection):
+            found.append(result)
+        elif isinstance(result, list):
+            found += archives.with_hint(result, hints.get(member.name))
+        else:
+            _code, message, fields = result
+            found.append(Rejection(member.name, fields.get("file") or message))
+    return found
 
 
 def job_view(job: dict[str, Any]) -> dict[str, Any]:

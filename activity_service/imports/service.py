@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
-from activity_service.exceptions import NothingImported
-from activity_service.imports.archives import is_archive
+from activity_service.exceptions import FileTooLarge, NothingImported
+from activity_service.imports.archives import ZIP_MAGIC, is_archive
 from activity_service.imports.formats import (
     MAX_LISTED,
     Activity,
@@ -29,12 +29,13 @@ from activity_service.imports.formats import (
 )
 from activity_service.imports.jobs import ImportJobs
 from activity_service.imports.sports import workout_type_of
-from activity_service.imports.upload import parsing_pool, read_upload_in
+from activity_service.imports.upload import display_name, parsing_pool, read_upload_in
 from activity_service.schemas import LogWorkoutBody
 from activity_service.service import FinishedWorkout, WorkoutService, logged_workout
 from activity_service.store import ActivityStore
 from fitness import mongo
 from fitness.errors import ValidationFailed
+from fitness.imports import MAX_FILE_BYTES
 from fitness.web import validate
 
 log = logging.getLogger(__name__)
@@ -52,24 +53,30 @@ class Outcome:
 class ImportService:
     """Turn uploaded files into workouts."""
 
-    def __init__(self, store: ActivityStore, workouts: WorkoutService):
+    def __init__(self, store: ActivityStore, workouts: WorkoutService, job_processes: int = 0):
         self.store = store
         self.workouts = workouts
         self.parsing = parsing_pool()
-        self.jobs = ImportJobs(store, self)
+        self.jobs = ImportJobs(store, self, job_processes)
 
     def import_file(
-        self, user_id: str, filename: str, data: bytes, workout_type: str | None
+        self, user_id: str, filename: str, upload: IO[bytes], workout_type: str | None
     ) -> tuple[dict[str, Any], int]:
         """Import the file's workouts; return the summary and its HTTP status.
 
         201 when something was imported, 200 when everything was there already, and
         ``NothingImported`` (400) when nothing in it could be: every activity was rejected.
         ``workout_type``: for activities whose file names no sport we know. An archive is not
-        read here: it becomes a job (``jobs``), answered 202.
+        read here: it becomes a job (``jobs``), answered 202. ``upload``: a seekable file (an
+        archive is read from it in pieces; a single file of at most ``MAX_FILE_BYTES`` whole).
         """
-        if is_archive(filename, data):
-            return self.jobs.submit(user_id, filename, data)
+        if is_archive(filename, upload.read(len(ZIP_MAGIC))):
+            upload.seek(0)
+            return self.jobs.submit(user_id, filename, upload)
+        upload.seek(0)
+        data = upload.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            raise FileTooLarge(display_name(filename), MAX_FILE_BYTES)
         outcome = self.store_found(
             user_id, read_upload_in(self.parsing, filename, data), workout_type
         )

@@ -61,16 +61,17 @@ def parsing_pool() -> SheddingPool:
 
 def read_upload_in(pool: SheddingPool, filename: str, data: bytes) -> list[Found]:
     """``read_upload`` run on ``pool``; raise what it raised there as a ``ValidationFailed``."""
-    outcome = pool.run(_read_upload_for_pool, filename, data)
+    outcome = pool.run(read_upload_or_refusal, filename, data)
     if isinstance(outcome, list):
         return outcome
     code, message, fields = outcome
     raise ValidationFailed(message, fields, code=code)
 
 
-def _read_upload_for_pool(filename: str, data: bytes) -> list[Found] | tuple[str, str, dict]:
-    """Return what ``read_upload`` returns, or its refusal as (code, message, fields): our
-    exceptions take arguments of their own, so they don't survive the trip back as objects."""
+def read_upload_or_refusal(filename: str, data: bytes) -> list[Found] | tuple[str, str, dict]:
+    """Return what ``read_upload`` returns, or its refusal as (code, message, fields), for a
+    pool process: our exceptions take arguments of their own, so they don't survive the trip
+    back as objects."""
     try:
         return read_upload(filename, data)
     except DomainError as exc:

@@ -207,7 +207,9 @@ def _responses(op: Operation) -> dict[str, Any]:
     if not op.own:  # the gateway's edge parses it: forwarded or run as a saga
         if op.body:
             errors.setdefault(400, []).append(examples.INVALID_JSON)
-        if op.body or op.upload:
+        if op.upload:
+            shared["413"] = ref("responses", "UploadTooLarge")
+        elif op.body:
             shared["413"] = ref("responses", "PayloadTooLarge")
         if op.writes:
             errors.setdefault(400, []).append(examples.BAD_KEY)

@@ -137,8 +137,11 @@ def shared_responses() -> dict[str, Any]:
             "No token, or an invalid or expired one.", [ex.UNAUTHENTICATED, ex.TOKEN_EXPIRED]
         ),
         "Forbidden": error_response("Another user's data.", [ex.FORBIDDEN]),
-        "PayloadTooLarge": error_response(
-            "The body is over 64 KiB (a file to import: over 16 MiB).", [ex.TOO_LARGE]
+        "PayloadTooLarge": error_response("The body is over 64 KiB.", [ex.TOO_LARGE]),
+        "UploadTooLarge": error_response(
+            "The upload is over 1 GiB (FITNESS_MAX_UPLOAD_BYTES), or one file in it, not an "
+            "archive, is over 16 MiB.",
+            [ex.TOO_LARGE, ex.FILE_TOO_LARGE],
         ),
         "IdempotencyKeyReused": error_response(
             "This Idempotency-Key came with a different request.", [ex.KEY_REUSED]

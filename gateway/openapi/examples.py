@@ -163,6 +163,11 @@ FORBIDDEN = error("forbidden", "You can only act on your own data.")
 TOO_LARGE = error(
     "request_entity_too_large", "The data value transmitted exceeds the capacity limit."
 )
+FILE_TOO_LARGE = error(
+    "file_too_large",
+    "'ride.gpx' is too large: one file may be at most 16 MiB; only a zip archive may be larger.",
+    {"file": "one file may be at most 16 MiB; only a zip archive may be larger"},
+)
 KEY_REUSED = error(
     "idempotency_key_reused",
     "This Idempotency-Key was used with a different request; use a new key.",

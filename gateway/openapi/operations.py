@@ -265,7 +265,8 @@ WORKOUT_OPERATIONS = [
         operation_id="importWorkouts",
         summary="Import workouts from a file",
         description="Upload a GPX, TCX or FIT file (each may be gzipped) or a CSV, as the "
-        "multipart/form-data part `file`, up to 16 MiB. Each activity in it becomes a finished "
+        "multipart/form-data part `file`, up to 16 MiB (a zip archive: up to 1 GiB). Each "
+        "activity in it becomes a finished "
         "workout that counts like a live one; the same activity imported again, from this file "
         "or another format, is counted as a duplicate, not stored twice. Activities or rows "
         "that can't be imported are listed with the reason while the rest imports. 201 when "
