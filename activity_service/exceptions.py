@@ -6,6 +6,8 @@ from fitness.errors import Conflict, NotFound, ValidationFailed
 
 
 class SessionNotFound(NotFound):
+    """No such workout session (or someone else's)."""
+
     code = "session_not_found"
 
     def __init__(self, session_id: str) -> None:
@@ -13,6 +15,8 @@ class SessionNotFound(NotFound):
 
 
 class SessionAlreadyActive(Conflict):
+    """A live session is already running for this user."""
+
     code = "session_already_active"
 
     def __init__(self, session_id: str) -> None:
@@ -23,6 +27,8 @@ class SessionAlreadyActive(Conflict):
 
 
 class UserNotFound(NotFound):
+    """No such user."""
+
     code = "user_not_found"
 
     def __init__(self, user_id: str) -> None:
@@ -30,6 +36,8 @@ class UserNotFound(NotFound):
 
 
 class WorkoutExists(Conflict):
+    """A workout of this type starting at this time is there already (its id in ``fields``)."""
+
     code = "workout_exists"
 
     def __init__(self, session_id: str) -> None:
@@ -40,6 +48,8 @@ class WorkoutExists(Conflict):
 
 
 class UnsupportedFormat(ValidationFailed):
+    """An import whose file name ends in nothing we read."""
+
     code = "unsupported_format"
 
     def __init__(self, name: str, accepted: str) -> None:
@@ -50,6 +60,9 @@ class UnsupportedFormat(ValidationFailed):
 
 
 class UnreadableFile(ValidationFailed):
+    """An import that does not parse: a cut FIT file, broken gzip or XML, a CSV in neither layout,
+    too many rows."""
+
     code = "unreadable_file"
 
     def __init__(self, name: str, reason: str) -> None:
@@ -57,6 +70,8 @@ class UnreadableFile(ValidationFailed):
 
 
 class UnsafeFile(ValidationFailed):
+    """An import refused as hostile: a DTD or entities, a zip or gzip bomb."""
+
     code = "unsafe_file"
 
     def __init__(self, name: str, reason: str) -> None:
@@ -64,6 +79,8 @@ class UnsafeFile(ValidationFailed):
 
 
 class NothingImported(ValidationFailed):
+    """An import in which every activity was rejected (the reasons in ``fields``)."""
+
     code = "nothing_imported"
 
     def __init__(self, rejected: dict[str, str]) -> None:
@@ -71,6 +88,8 @@ class NothingImported(ValidationFailed):
 
 
 class ImportNotFound(NotFound):
+    """No such import job."""
+
     code = "import_not_found"
 
     def __init__(self, import_id: str) -> None:

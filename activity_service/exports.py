@@ -51,6 +51,8 @@ sets.csv       the sets of strength workouts, one a row (weight in kg)
 
 
 class TooManyExports(DomainError):
+    """One export an hour per user (``Retry-After``)."""
+
     http_status = 429
     code = "too_many_exports"
 

@@ -25,14 +25,16 @@ def _optional_workout_type(value: str | None) -> str | None:
 
 
 def parse_timestamp(value: str) -> dt.datetime:
-    """Parse an ISO-8601 timestamp (UTC if it has no offset) that is not in the future."""
+    """Parse an ISO-8601 timestamp (UTC if it has no offset) at most ``MAX_CLOCK_SKEW`` in the
+    future (a client's clock may run a little ahead)."""
     try:
         moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise ValueError("Must be an ISO-8601 timestamp, e.g. 2026-01-31T18:30:00Z.") from None
     moment = moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment
     if moment > dt.datetime.now(dt.UTC) + MAX_CLOCK_SKEW:
-        raise ValueError("Must not be in the future.")
+        skew = int(MAX_CLOCK_SKEW.total_seconds() // 60)
+        raise ValueError(f"Must not be more than {skew} minutes in the future.")
     return moment.astimezone(dt.UTC)
 
 

@@ -400,9 +400,10 @@ def make_stack(data_dir: Path, ports: list[int], args, cache_urls: list[str]) ->
     return LocalStack(data_dir, replicas=replicas, extra_env=env)
 
 
-def seed_user(user_url: str, activity_url: str) -> tuple[str, str, str]:
+def seed_user(stack: LocalStack) -> tuple[str, str, str]:
     """Seed the dataset; return (user id, token, one goal id)."""
-    user_id, token = seed(user_url, activity_url)
+    user_url = stack.replicas_of("user_service")[0].url
+    user_id, token = seed(stack)
     auth = {"Authorization": f"Bearer {token}"}
     goals = requests.get(f"{user_url}/users/{user_id}/goals", headers=auth, timeout=10)
     goals.raise_for_status()
@@ -476,8 +477,7 @@ def run_benchmark(args, nginx: str, tmp: Path, processes: dict) -> None:
         upstreams = {"user": ("127.0.0.1", ports[0]), "activity": ("127.0.0.1", ports[2])}
         processes["nginx"] = start_nginx(nginx, ports[5], upstreams, args.workers, tmp)
         groups.update({name: process.pid for name, process in processes.items()})
-        services = ("user_service", "activity_service")
-        user_id, token, goal_id = seed_user(*(stack.replicas_of(s)[0].url for s in services))
+        user_id, token, goal_id = seed_user(stack)
         proxies = {"gateway": ("127.0.0.1", ports[4]), "nginx": ("127.0.0.1", ports[5])}
         addresses = {"direct": upstreams}
         addresses.update({name: dict.fromkeys(upstreams, a) for name, a in proxies.items()})

@@ -17,6 +17,7 @@ import socket
 import tempfile
 import threading
 import time
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,9 @@ from pathlib import Path
 import requests
 
 from devstack.stack import LocalStack, Replica
+from fitness import mtls
+from fitness.rpc import ServiceClient
+from fitness.v1 import user_pb2, user_pb2_grpc
 
 REQUEST_TIMEOUT_SECONDS = 10.0
 SEED_WORKOUTS = ("running", "cycling", "yoga")
@@ -89,21 +93,54 @@ def _post(url: str, body: dict, token: str = "") -> dict:
     return response.json()
 
 
-def seed(user_url: str, activity_url: str) -> tuple[str, str]:
+def seed(stack: LocalStack) -> tuple[str, str]:
     """Register and log in a user, add goals and finished workouts; return (user id, token)."""
+    user_url, activity_url = (stack.replicas_of(s)[0].url for s in SERVICES)
     credentials = {"email": "bench@example.com", "password": "bench-password-1"}
     _post(f"{user_url}/users/register", {"username": "bench", "weight_kg": 70.0, **credentials})
     login = _post(f"{user_url}/users/login", credentials)
     user_id, token = login["user_id"], login["token"]
-    target_date = time.strftime("%Y-12-31", time.gmtime())
-    for goal_type in ("workout_count", "active_minutes", "calories_burned"):
-        body = {"goal_type": goal_type, "target_value": 1000, "target_date": target_date}
-        _post(f"{user_url}/users/{user_id}/goals", body, token)
+    seed_goals(stack, user_id)
     for workout_type in SEED_WORKOUTS:
         body = {"user_id": user_id, "workout_type": workout_type, "start_time": counting_start()}
         session = _post(f"{activity_url}/workouts/start", body, token)
         _post(f"{activity_url}/workouts/{session['session_id']}/end", {}, token)
     return user_id, token
+
+
+SERVICES = ("user_service", "activity_service")
+
+
+def seed_goals(stack: LocalStack, user_id: str) -> None:
+    """Give the user three goals the way a gateway's saga does: over gRPC, as the gateway.
+
+    Only a gateway takes goal writes from clients, and a bench stack may have none; the
+    activity service's copy of the goals is not needed by what the benches read.
+    """
+    settings = {"DATA_DIR": str(stack.data_dir), "TLS_DIR": stack.env().get("FITNESS_TLS_DIR")}
+    targets = [f"127.0.0.1:{r.grpc_port}" for r in stack.replicas_of("user_service")]
+    users = ServiceClient(
+        targets,
+        user_pb2_grpc.UserServiceStub,
+        10.0,
+        mtls.identity(settings, "gateway"),
+        "user_service",
+    )
+    target_date = time.strftime("%Y-12-31", time.gmtime())
+    try:
+        for goal_type in ("workout_count", "active_minutes", "calories_burned"):
+            step = user_pb2.StepRef(saga_id=f"bench-seed-{user_id}", step=goal_type)
+            request = user_pb2.CreateGoalRequest(
+                user_id=user_id,
+                goal_id=str(uuid.uuid4()),
+                goal_type=goal_type,
+                target_value=1000,
+                target_date=target_date,
+                step=step,
+            )
+            users.call("CreateGoal", request)
+    finally:
+        users.close()
 
 
 def mix(user_url: str, activity_url: str, user_id: str) -> list[Target]:
@@ -205,7 +242,7 @@ def main() -> None:
         try:
             stack.start()
             user_url, activity_url = (replica.url for replica in stack.replicas)
-            user_id, token = seed(user_url, activity_url)
+            user_id, token = seed(stack)
             targets = mix(user_url, activity_url, user_id)
             print(
                 f"{args.threads} client threads, {args.seconds:g} s, one replica per service "

@@ -35,36 +35,48 @@ class DomainError(Exception):
 
 
 class ValidationFailed(DomainError):
+    """Bad or unknown fields, bad paging: ``fields`` names each one."""
+
     http_status = 400
     grpc_status = grpc.StatusCode.INVALID_ARGUMENT
     code = "validation_failed"
 
 
 class AuthenticationFailed(DomainError):
+    """No token, or an invalid or expired one."""
+
     http_status = 401
     grpc_status = grpc.StatusCode.UNAUTHENTICATED
     code = "unauthenticated"
 
 
 class PermissionDenied(DomainError):
+    """Another user's data."""
+
     http_status = 403
     grpc_status = grpc.StatusCode.PERMISSION_DENIED
     code = "forbidden"
 
 
 class NotFound(DomainError):
+    """No such thing (or route)."""
+
     http_status = 404
     grpc_status = grpc.StatusCode.NOT_FOUND
     code = "not_found"
 
 
 class Conflict(DomainError):
+    """The request clashes with the current state."""
+
     http_status = 409
     grpc_status = grpc.StatusCode.ALREADY_EXISTS
     code = "conflict"
 
 
 class Unavailable(DomainError):
+    """A store or a service did not answer in time; retry shortly."""
+
     http_status = 503
     grpc_status = grpc.StatusCode.UNAVAILABLE
     code = "unavailable"

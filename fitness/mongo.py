@@ -52,7 +52,7 @@ class StoreNotConfigured(ValueError):
 
 
 class StoreUnavailable(Unavailable):
-    """The document store did not answer in time: the request may be retried (503)."""
+    """The document store did not answer in time, or one record is too busy; retry shortly."""
 
     code = "store_unavailable"
 

@@ -14,19 +14,26 @@ import base64
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fitness.errors import Conflict, DomainError
 from gateway.shards import ShardedRedis
+
+REPLAYED_HEADERS = ("X-Saga-ID", "Location")
+"""Headers a replayed answer repeats: which saga the write was, and where to follow it."""
 
 log = logging.getLogger(__name__)
 
 
 class IdempotencyInProgress(Conflict):
+    """A request with this Idempotency-Key is still running; retry shortly."""
+
     code = "idempotency_in_progress"
 
 
 class IdempotencyKeyReused(DomainError):
+    """This Idempotency-Key came with a different request."""
+
     http_status = 422
     code = "idempotency_key_reused"
 
@@ -36,6 +43,7 @@ class StoredResponse:
     status: int
     body: bytes
     content_type: str
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -72,8 +80,19 @@ class IdempotencyStore:
             return None
         return self._earlier(claim)
 
-    def settle(self, claim: Claim, status: int, body: bytes, content_type: str) -> None:
-        """Keep the response for replays, or free the key after a server-side failure."""
+    def settle(
+        self,
+        claim: Claim,
+        status: int,
+        body: bytes,
+        content_type: str,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """Keep the response for replays, or free the key after a server-side failure.
+
+        ``headers``: those a replay must repeat (``REPLAYED_HEADERS``: a saga's id and status
+        URL), not the framing.
+        """
         client_of = self.shards.clients
         if status >= 500:
             self.shards.run(claim.record_key, lambda url: client_of[url].delete(claim.record_key))
@@ -84,6 +103,7 @@ class IdempotencyStore:
                 "fingerprint": claim.fingerprint,
                 "status": status,
                 "content_type": content_type,
+                "headers": {k: v for k, v in (headers or {}).items() if k in REPLAYED_HEADERS},
                 "body": base64.b64encode(body).decode(),
             }
         )
@@ -114,7 +134,10 @@ class IdempotencyStore:
                 "A request with this Idempotency-Key is still running; retry shortly."
             )
         return StoredResponse(
-            record["status"], base64.b64decode(record["body"]), record["content_type"]
+            record["status"],
+            base64.b64decode(record["body"]),
+            record["content_type"],
+            record.get("headers", {}),
         )
 
     def _try_claim(self, claim: Claim) -> bool | None:

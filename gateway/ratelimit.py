@@ -21,6 +21,8 @@ from gateway.shards import ShardedRedis
 
 
 class TooManyLoginAttempts(DomainError):
+    """Too many failed logins for the account or from the address (``Retry-After``)."""
+
     http_status = 429
     code = "too_many_attempts"
 

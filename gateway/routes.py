@@ -131,7 +131,7 @@ def run_once_per_key(produce: Callable[[], Response]) -> Response:
             claim.body,
             claim.status,
             content_type=claim.content_type,
-            headers={"Idempotent-Replayed": "true"},
+            headers={**claim.headers, "Idempotent-Replayed": "true"},
         )
     records = current_app.extensions["idempotency"]
     try:
@@ -141,7 +141,13 @@ def run_once_per_key(produce: Callable[[], Response]) -> Response:
             records.release(claim)
         raise
     if claim is not None:
-        records.settle(claim, response.status_code, response.get_data(), response.content_type)
+        records.settle(
+            claim,
+            response.status_code,
+            response.get_data(),
+            response.content_type,
+            dict(response.headers),
+        )
     return response
 
 

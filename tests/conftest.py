@@ -57,8 +57,13 @@ def gateway_tier(gateways: int = 1, cache_nodes: int = 0) -> list[Replica]:
 
 
 def start_stack(data_dir: Path, count: int = 2) -> LocalStack:
-    """Start a stack of ``count`` replicas per service in ``data_dir``."""
-    return launch(data_dir, make_replicas(count), {"FITNESS_LOG_LEVEL": "INFO"})
+    """Start a stack of ``count`` replicas per service and a gateway in ``data_dir``.
+
+    Goals are written through the gateway only (their saga keeps both services' copies in
+    step); everything else a test may send to a replica directly.
+    """
+    replicas = [*make_replicas(count), *gateway_tier(1)]
+    return launch(data_dir, replicas, {"FITNESS_LOG_LEVEL": "INFO"})
 
 
 def launch(data_dir: Path, replicas: list[Replica], env: dict[str, str]) -> LocalStack:
@@ -98,8 +103,11 @@ class Api:
     def __init__(self, stack: LocalStack, user_index: int = 0, activity_index: int = 0):
         users = [r for r in stack.replicas if r.service == "user_service"]
         activities = [r for r in stack.replicas if r.service == "activity_service"]
+        gateways = [r for r in stack.replicas if r.service == "gateway"]
         self.user_url = users[user_index].url
         self.activity_url = activities[activity_index].url
+        # Goal writes: only a gateway takes them (``create_goal``).
+        self.gateway_url = gateways[0].url if gateways else None
         self.http = requests.Session()
 
     def post(self, url: str, body=None, token: str | None = None, **kwargs) -> requests.Response:
@@ -108,6 +116,20 @@ class Api:
 
     def get(self, url: str, token: str | None = None, **kwargs) -> requests.Response:
         return self.http.get(url, headers=_auth(token), timeout=TIMEOUT, **kwargs)
+
+    def create_goal(self, user_id: str, token: str, **goal) -> dict:
+        """Create a goal the one way there is, a gateway's saga; return it once both services
+        have it (201), waiting out a saga that answered 202."""
+        response = self.post(f"{self.gateway_url}/users/{user_id}/goals", goal, token)
+        assert response.status_code in (201, 202), response.text
+        if response.status_code == 201:
+            return response.json()
+        saga_url = f"{self.gateway_url}/sagas/{response.headers['X-Saga-ID']}"
+        assert wait_until(
+            lambda: self.get(saga_url, token).json()["state"] == "completed", timeout=30
+        ), self.get(saga_url, token).text
+        goal_id = self.get(saga_url, token).json()["goal_id"]
+        return self.get(f"{self.gateway_url}/users/{user_id}/goals/{goal_id}", token).json()
 
     def register(self, **fields) -> dict:
         name = fields.pop("username", "u" + uuid.uuid4().hex[:10])

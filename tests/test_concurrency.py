@@ -58,8 +58,9 @@ def test_it_keeps_every_workout_written_through_both_replicas(stack, api):
             client.end(session["session_id"], token)
 
     for user_id, token in users:
-        goal = {"goal_type": "workout_count", "target_value": 1000, "target_date": "2099-01-01"}
-        assert api.post(f"{api.user_url}/users/{user_id}/goals", goal, token).status_code == 201
+        api.create_goal(
+            user_id, token, goal_type="workout_count", target_value=1000, target_date="2099-01-01"
+        )
     with ThreadPoolExecutor(len(users)) as pool:
         list(pool.map(train, range(len(users))))
 

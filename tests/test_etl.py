@@ -90,9 +90,9 @@ def recorded(stack) -> list[tuple[str, str]]:
 
 
 def _goal(api, user_id: str, token: str, goal_type: str, target: float) -> None:
-    body = {"goal_type": goal_type, "target_value": target, "target_date": "2099-12-31"}
-    response = api.post(f"{api.user_url}/users/{user_id}/goals", body, token)
-    assert response.status_code == 201, response.text
+    api.create_goal(
+        user_id, token, goal_type=goal_type, target_value=target, target_date="2099-12-31"
+    )
 
 
 def _workout(api, user_id: str, token: str, kind: str, minutes: float) -> None:

@@ -202,6 +202,7 @@ def test_it_returns_the_first_response_for_a_repeated_idempotency_key(cached_sta
     assert first.status_code == again.status_code == 201
     assert again.json() == first.json()
     assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.headers["X-Saga-ID"] == first.headers["X-Saga-ID"]  # the same saga, told again
     assert len(one.get(one.user_url + path, token).json()["goals"]) == 1
 
     reused = _post_with_key(one, path, {**GOAL, "target_value": 9}, token, key)

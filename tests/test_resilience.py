@@ -17,8 +17,9 @@ def own_stack(tmp_path_factory):
 def test_it_delivers_progress_after_the_user_service_returns(own_stack):
     api = Api(own_stack)
     user_id, token = api.new_user(weight_kg=90)
-    goal = {"goal_type": "workout_count", "target_value": 1, "target_date": "2099-01-01"}
-    assert api.post(f"{api.user_url}/users/{user_id}/goals", goal, token).status_code == 201
+    api.create_goal(
+        user_id, token, goal_type="workout_count", target_value=1, target_date="2099-01-01"
+    )
     session = api.start(user_id, token)
     user_replicas = [r for r in own_stack.replicas if r.service == "user_service"]
     for replica in user_replicas:

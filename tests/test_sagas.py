@@ -103,6 +103,41 @@ def test_it_runs_goal_creation_change_and_cancellation_as_sagas(saga_stack):
     assert suggestions["suggestions"] == []
 
 
+def test_no_route_but_the_gateways_saga_writes_a_goal(saga_stack, tmp_path):
+    """A goal lives in both services; only the saga writes both. The user service takes goal
+    writes over gRPC from the saga alone: a write sent straight to a replica would change its
+    copy and leave the activity service's (suggestions) stale."""
+    from user_service import create_app
+
+    app = create_app({"DATA_DIR": str(tmp_path), "JWT_SECRET": "x" * 40})
+    methods = {m for rule in app.url_map.iter_rules() if "goals" in rule.rule for m in rule.methods}
+    assert methods == {"GET", "HEAD", "OPTIONS"}
+
+    api = GatewayApi(saga_stack)
+    user_id, token = api.new_user()
+    goal = api.post(f"{api.user_url}/users/{user_id}/goals", GOAL, token).json()
+    replica = saga_stack.replicas_of("user_service")[0].url
+    one = f"/users/{user_id}/goals/{goal['goal_id']}"
+    for method, path, body in [
+        ("POST", f"/users/{user_id}/goals", {**GOAL, "target_value": 9}),
+        ("PATCH", one, {"target_value": 9}),
+        ("DELETE", one, None),
+    ]:
+        answer = requests.request(
+            method,
+            replica + path,
+            json=body,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+        assert answer.status_code == 405, (method, answer.text)
+    assert _goals_in_user_service(saga_stack, user_id, token) == [goal]
+    suggestions = api.get(f"{api.user_url}/users/{user_id}/suggestions", token).json()
+    assert [(s["goal_id"], s["remaining"]) for s in suggestions["suggestions"]] == [
+        (goal["goal_id"], 4)
+    ]
+
+
 def test_it_refuses_a_bad_goal_without_leaving_anything(saga_stack):
     api = GatewayApi(saga_stack)
     user_id, token = api.new_user()

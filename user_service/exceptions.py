@@ -6,10 +6,14 @@ from fitness.errors import AuthenticationFailed, Conflict, NotFound
 
 
 class AccountTaken(Conflict):
+    """The email or username is taken."""
+
     code = "account_exists"
 
 
 class InvalidCredentials(AuthenticationFailed):
+    """Login with a wrong email or password."""
+
     code = "invalid_credentials"
 
     def __init__(self) -> None:
@@ -18,6 +22,8 @@ class InvalidCredentials(AuthenticationFailed):
 
 
 class UserNotFound(NotFound):
+    """No such user."""
+
     code = "user_not_found"
 
     def __init__(self, user_id: str) -> None:
@@ -25,6 +31,8 @@ class UserNotFound(NotFound):
 
 
 class GoalNotFound(NotFound):
+    """No such goal (or someone else's)."""
+
     code = "goal_not_found"
 
     def __init__(self, goal_id: str) -> None:
@@ -32,6 +40,8 @@ class GoalNotFound(NotFound):
 
 
 class GoalNotActive(Conflict):
+    """The goal is cancelled: it can no longer change."""
+
     code = "goal_not_active"
 
     def __init__(self, goal_id: str) -> None:
@@ -39,6 +49,8 @@ class GoalNotActive(Conflict):
 
 
 class StepSuperseded(Conflict):
+    """Between services only: a saga step arriving after the compensation that undid it."""
+
     code = "saga_step_superseded"
 
     def __init__(self, step: str, by: str) -> None:

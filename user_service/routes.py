@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from hashlib import sha256
-
 from flask import Blueprint, current_app
 
 from fitness.auth import ensure_self, login_required
@@ -45,16 +43,6 @@ def update_profile(user_id: str):
     return _accounts().update_profile(user_id, parse_body(schemas.ProfileBody))
 
 
-@bp.post("/users/<user_id>/goals")
-@login_required
-def create_goal(user_id: str):
-    ensure_self(user_id)
-    # The gateway may reroute a keyed write after a timeout: the key makes that safe here too.
-    key = idempotency_key()
-    request_id = "http:" + sha256(f"{user_id}\n{key}".encode()).hexdigest() if key else None
-    return _goals().create(user_id, parse_body(schemas.GoalBody), request_id), 201
-
-
 @bp.get("/users/<user_id>/goals")
 @login_required
 def list_goals(user_id: str):
@@ -67,17 +55,3 @@ def list_goals(user_id: str):
 def get_goal(user_id: str, goal_id: str):
     ensure_self(user_id)
     return _goals().get(user_id, goal_id)
-
-
-@bp.patch("/users/<user_id>/goals/<goal_id>")
-@login_required
-def change_goal(user_id: str, goal_id: str):
-    ensure_self(user_id)
-    return _goals().change(user_id, goal_id, parse_body(schemas.GoalChangeBody))
-
-
-@bp.delete("/users/<user_id>/goals/<goal_id>")
-@login_required
-def cancel_goal(user_id: str, goal_id: str):
-    ensure_self(user_id)
-    return _goals().cancel(user_id, goal_id)

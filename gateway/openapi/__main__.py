@@ -1,4 +1,5 @@
-"""``python -m gateway.openapi``: rewrite the committed OpenAPI document and Postman collection."""
+"""``python -m gateway.openapi``: rewrite the committed OpenAPI document, the Postman collection
+and the README's table of error codes."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.openapi import POSTMAN_PATH, SPEC_PATH, build_spec, to_json
+from gateway.openapi.error_table import write_readme
 from gateway.openapi.postman import build_collection
 
 
@@ -19,6 +21,7 @@ def main() -> None:
     spec = build_spec()
     write(SPEC_PATH, spec)
     write(POSTMAN_PATH, build_collection(spec))
+    write_readme()
 
 
 if __name__ == "__main__":

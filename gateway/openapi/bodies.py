@@ -83,7 +83,7 @@ FIELD_NOTES: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {
         ),
         "start_time": (
             "When it began, to log a workout started earlier: ISO-8601 (no offset = UTC), "
-            "within the last 7 days, not in the future. Default: now.",
+            "within the last 7 days, at most 5 minutes in the future (clock skew). Default: now.",
             {"format": "date-time"},
         ),
     },
@@ -115,7 +115,7 @@ FIELD_NOTES: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {
     "EndBody": {
         "end_time": (
             "When it ended: ISO-8601 (no offset = UTC), not before the start, at most 24 h after "
-            "it, not in the future. Default: now.",
+            "it, at most 5 minutes in the future (clock skew). Default: now.",
             {"format": "date-time"},
         ),
     },

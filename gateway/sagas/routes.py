@@ -109,6 +109,8 @@ def _failure_body(saga: Saga, status_url: str) -> dict[str, Any]:
 
 
 class GoalBusy(Conflict):
+    """Another change of this goal is still running as a saga."""
+
     http_status = 409
     code = "goal_busy"
 
