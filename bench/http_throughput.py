@@ -241,7 +241,7 @@ def main() -> None:
         stack = make_stack(Path(data_dir), args.workers, args.server_threads)
         try:
             stack.start()
-            user_url, activity_url = (replica.url for replica in stack.replicas)
+            user_url, activity_url = (stack.replicas_of(s)[0].url for s in SERVICES)
             user_id, token = seed(stack)
             targets = mix(user_url, activity_url, user_id)
             print(
