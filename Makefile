@@ -58,7 +58,7 @@ protos: install
 	$(PY) -m fitness.protogen
 
 openapi: install
-	$(PY) -m gateway.openapi
+	$(PY) -m apidocs
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

@@ -8,7 +8,7 @@ import pymongo
 
 from fitness import mongo
 
-DATABASE_NAME = "activity"
+DATABASE_NAME = mongo.ACTIVITY_DATABASE
 
 
 class ActivityStore:

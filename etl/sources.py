@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, Table, and_, or_, select
+from sqlalchemy import Engine, MetaData, Table, and_, or_, select
+from sqlalchemy.exc import NoSuchTableError
 
 from etl import EtlError
-from fitness import mongo
+from fitness import mongo, sqldb
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _FETCH_CHUNK = 500
@@ -174,18 +175,12 @@ def has_collection(db: Any, name: str) -> bool:
     return bool(db.list_collection_names(filter={"name": name}))
 
 
-# The services' modules are imported where needed: their packages load Flask and gRPC (about a
-# second), which only ``run`` and ``schedule`` need to pay for.
-
-
 def user_engine(settings: dict[str, Any]) -> Engine:
     """Return an engine on the user database, which must exist already."""
-    from user_service import db as user_db
-
-    url = settings["DATABASE_URL"] or user_db.default_url(settings["DATA_DIR"])
+    url = settings["DATABASE_URL"] or sqldb.default_user_database_url(settings["DATA_DIR"])
     if url.startswith("sqlite") and not Path(url.split("///", 1)[-1]).exists():
         raise SourceMissing(f"no user database at {url}: start the services or set DATABASE_URL")
-    return user_db.make_engine(url)
+    return sqldb.make_engine(url)
 
 
 def activity_db(settings: dict[str, Any]) -> Any:
@@ -194,24 +189,29 @@ def activity_db(settings: dict[str, Any]) -> Any:
     FerretDB finds the first batch of a range only after scanning past what it skips, so a big
     store may take a while to answer it.
     """
-    from activity_service.store import DATABASE_NAME
-
     if not mongo.is_server_url(settings["MONGO_URL"]):
         raise SourceMissing(mongo.NOT_CONFIGURED)
     timeout_ms = int(settings["ETL_SOURCE_TIMEOUT_SECONDS"] * 1000)
-    return mongo.connect(settings["MONGO_URL"], DATABASE_NAME, socketTimeoutMS=timeout_ms)
+    return mongo.connect(settings["MONGO_URL"], mongo.ACTIVITY_DATABASE, socketTimeoutMS=timeout_ms)
+
+
+def stored_table(engine: Engine, name: str) -> Table:
+    """Return table ``name`` as the database has it (the ETL reads the stored shape, which the
+    user service's migrations keep, not the service's classes)."""
+    try:
+        return Table(name, MetaData(), autoload_with=engine)
+    except NoSuchTableError:
+        raise SourceMissing(f"the user database has no {name} table: migrate it first") from None
 
 
 def default_sources(settings: dict[str, Any]) -> list[Source]:
     """Return the sources in load order: users before what refers to them."""
-    from user_service.models import Goal, User
-
     size = settings["ETL_BATCH_SIZE"]
     engine = user_engine(settings)
     activity = activity_db(settings)
     return [
-        SqlSource("users", engine, User.__table__, USER_COLUMNS, size),
-        SqlSource("goals", engine, Goal.__table__, GOAL_COLUMNS, size),
+        SqlSource("users", engine, stored_table(engine, "users"), USER_COLUMNS, size),
+        SqlSource("goals", engine, stored_table(engine, "goals"), GOAL_COLUMNS, size),
         MongoSource("sessions", activity, size),
         MongoSource("group_sessions", activity, size),
     ]

@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
-from fitness.workouts import WORKOUT_METS
-from user_service.schemas import GOAL_TYPES
+from fitness.workouts import GOAL_TYPES, WORKOUT_METS
 
 GOAL_STATUSES = frozenset({"active", "cancelled"})
 WEIGHT_SOURCES = frozenset({"profile", "default"})

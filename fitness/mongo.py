@@ -24,6 +24,8 @@ from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure
 
 from fitness.errors import Unavailable
 
+ACTIVITY_DATABASE = "activity"
+"""The activity service's database: its own, and the ETL reads it (docs/architecture.md)."""
 SERVER_SELECTION_TIMEOUT_MS = 3000
 CONNECT_TIMEOUT_MS = 3000
 SOCKET_TIMEOUT_MS = 10_000

@@ -1,6 +1,6 @@
 """The API's documents at the public door: ``GET /openapi.json`` and a readable ``GET /docs``.
 
-Both come from the committed ``gateway/openapi.json`` (written by ``python -m gateway.openapi``),
+Both come from the committed ``gateway/openapi.json`` (written by ``python -m apidocs``),
 read once per process. The page is plain HTML rendered here from the document: no script, no
 internet, nothing to install.
 """

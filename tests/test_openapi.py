@@ -17,12 +17,12 @@ from requests import Response
 
 import activity_service.routes
 import user_service.routes
+from apidocs import POSTMAN_PATH, SPEC_PATH, build_spec, to_json
+from apidocs.bodies import BODY_MODELS, SAGA_BODY_MODELS
+from apidocs.error_table import error_codes, error_table
+from apidocs.postman import build_collection
 from devstack.stack import LocalStack
 from gateway import create_app, docs
-from gateway.openapi import POSTMAN_PATH, SPEC_PATH, build_spec, to_json
-from gateway.openapi.bodies import BODY_MODELS, SAGA_BODY_MODELS
-from gateway.openapi.error_table import error_codes, error_table
-from gateway.openapi.postman import build_collection
 from gateway.routes import ROUTES, route_for
 from gateway.sagas import routes as saga_routes
 from gateway.sagas.goals import SAGAS
@@ -44,7 +44,7 @@ SAMPLE_IDS = {
 }
 # Headers whose presence on an answer the document promises per response.
 DOCUMENTED_HEADERS = ("X-Saga-ID", "Location", "Retry-After", "X-Cache", "Idempotent-Replayed")
-REGENERATE = "stale: run `python -m gateway.openapi` and commit the result"
+REGENERATE = "stale: run `python -m apidocs` and commit the result"
 
 
 def concrete(path: str) -> str:
@@ -255,7 +255,7 @@ client = app.test_client()
 assert client.get("/openapi.json").status_code == 200
 assert client.get("/docs").status_code == 200
 loaded = [m for m in sys.modules if m.split(".")[0] in ("user_service", "activity_service")]
-loaded += [m for m in sys.modules if m.startswith("gateway.openapi")]
+loaded += [m for m in sys.modules if m.startswith("apidocs")]
 assert not loaded, loaded
 """
     result = subprocess.run(
@@ -419,11 +419,11 @@ CODE_PATTERNS = (
 
 
 def test_the_readme_lists_every_error_code_as_the_code_has_them():
-    """The table is written from the error classes (``python -m gateway.openapi``): it says
+    """The table is written from the error classes (``python -m apidocs``): it says
     what they say, and every code written anywhere in the services and the gateway is in it
     (the live socket's own codes are in its protocol's section)."""
     readme = (SPEC_PATH.parents[1] / "README.md").read_text()
-    assert error_table() in readme, "README: run python -m gateway.openapi"
+    assert error_table() in readme, "README: run python -m apidocs"
     listed = {code for _, code, _ in error_codes()}
     sources = [
         path

@@ -9,6 +9,7 @@ from flask import Flask
 from sqlalchemy.exc import OperationalError
 
 from fitness import serving, web
+from fitness.sqldb import default_user_database_url
 from fitness.v1 import user_pb2_grpc
 
 SERVICE_NAME = "user_service"
@@ -40,7 +41,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from user_service.service import AccountService, GoalService
 
     app, settings = web.new_app(SERVICE_NAME, DEFAULTS, test_config)
-    app.config["DATABASE_URL"] = settings["DATABASE_URL"] or db.default_url(settings["DATA_DIR"])
+    app.config["DATABASE_URL"] = settings["DATABASE_URL"] or default_user_database_url(
+        settings["DATA_DIR"]
+    )
 
     database = db.Database(app.config["DATABASE_URL"])
     passwords = Passwords(settings["HASHING_WORKERS"], settings["HASHING_QUEUE"])

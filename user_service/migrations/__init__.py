@@ -23,8 +23,8 @@ def alembic_config(url: str) -> Config:
 
 def database_url() -> str:
     """Return the configured user database URL (the shared SQLite file by default)."""
+    from fitness.sqldb import default_user_database_url as default_url
     from user_service import DEFAULTS
-    from user_service.db import default_url
 
     settings = load_settings(DEFAULTS)
     return settings["DATABASE_URL"] or default_url(settings["DATA_DIR"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from user_service.db import make_engine
+from fitness.sqldb import make_engine
 from user_service.models import Base
 
 config = context.config

@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from fitness.workouts import MIN_WORKOUT_MINUTES, WORKOUT_TYPES
-from gateway.openapi.examples import (
+from apidocs.examples import (
     ACTIVE_SESSION,
     ENDED_SESSION,
     GATEWAY_STATUS,
@@ -23,6 +22,7 @@ from gateway.openapi.examples import (
     error,
     invalid,
 )
+from fitness.workouts import MIN_WORKOUT_MINUTES, WORKOUT_TYPES
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ Request bodies come from the services' pydantic models (``bodies``), so the docu
 what they accept; answers are described in ``schemas``, ``operations`` and ``goals`` (the goal
 writes the gateway runs as sagas), with what they share in ``components``, and checked against
 the running services and a gateway by ``tests/test_openapi.py``. After changing the API run
-``python -m gateway.openapi``: it rewrites ``gateway/openapi.json``, which the gateway serves
+``python -m apidocs``: it rewrites ``gateway/openapi.json``, which the gateway serves
 without importing this package or the services, and ``docs/postman_collection.json``
 (``postman``). A test fails while either is stale.
 """
@@ -17,20 +17,20 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
-from gateway.openapi import examples
-from gateway.openapi.bodies import BODY_MODELS, body_schemas
-from gateway.openapi.components import HEADERS, PARAMETERS, error_response, shared_responses
-from gateway.openapi.goals import GOAL_OPERATIONS, SAGA_WAIT_SECONDS
-from gateway.openapi.operations import (
+from apidocs import examples
+from apidocs.bodies import BODY_MODELS, body_schemas
+from apidocs.components import HEADERS, PARAMETERS, error_response, shared_responses
+from apidocs.goals import GOAL_OPERATIONS, SAGA_WAIT_SECONDS
+from apidocs.operations import (
     ACCOUNT_OPERATIONS,
     GATEWAY_OPERATIONS,
     WORKOUT_OPERATIONS,
     Operation,
 )
-from gateway.openapi.schemas import RESPONSE_SCHEMAS, ref
+from apidocs.schemas import RESPONSE_SCHEMAS, ref
 
-SPEC_PATH = Path(__file__).resolve().parents[1] / "openapi.json"
-POSTMAN_PATH = Path(__file__).resolve().parents[2] / "docs" / "postman_collection.json"
+SPEC_PATH = Path(__file__).resolve().parents[1] / "gateway" / "openapi.json"
+POSTMAN_PATH = Path(__file__).resolve().parents[1] / "docs" / "postman_collection.json"
 BASE_URL = "http://127.0.0.1:8080"
 API_VERSION = "1.1.0"
 OPERATIONS = [*ACCOUNT_OPERATIONS, *GOAL_OPERATIONS, *WORKOUT_OPERATIONS, *GATEWAY_OPERATIONS]

@@ -1,4 +1,4 @@
-"""``python -m gateway.openapi``: rewrite the committed OpenAPI document, the Postman collection
+"""``python -m apidocs``: rewrite the committed OpenAPI document, the Postman collection
 and the README's table of error codes."""
 
 from __future__ import annotations
@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from gateway.openapi import POSTMAN_PATH, SPEC_PATH, build_spec, to_json
-from gateway.openapi.error_table import write_readme
-from gateway.openapi.postman import build_collection
+from apidocs import POSTMAN_PATH, SPEC_PATH, build_spec, to_json
+from apidocs.error_table import write_readme
+from apidocs.postman import build_collection
 
 
 def write(path: Path, document: dict[str, Any]) -> None:

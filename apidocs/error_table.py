@@ -3,7 +3,7 @@
 Every expected failure is a ``fitness.errors.DomainError`` subclass somewhere in the code, with
 its ``code``, its HTTP status and a docstring whose first sentence says what it means to a
 client. The few codes answered without such a class (the web framework's own, and the
-gateway's answers for replicas that fail) are listed here. ``python -m gateway.openapi``
+gateway's answers for replicas that fail) are listed here. ``python -m apidocs``
 writes the table into the README between the markers; a test keeps the two equal and checks
 that every code written anywhere in the code is in the table.
 """
@@ -49,9 +49,9 @@ OTHER_CODES = (
 )
 """Codes answered without a DomainError class: the web framework's, the gateway's own."""
 
-START = "<!-- error codes: written by python -m gateway.openapi -->"
+START = "<!-- error codes: written by python -m apidocs -->"
 END = "<!-- end of error codes -->"
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def error_codes() -> list[tuple[int, str, str]]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.openapi import examples
-from gateway.openapi.goals import SAGA_WAIT_SECONDS
-from gateway.openapi.schemas import ref
+from apidocs import examples
+from apidocs.goals import SAGA_WAIT_SECONDS
+from apidocs.schemas import ref
 
 PARAMETERS: dict[str, Any] = {
     "UserId": {

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from fitness.workouts import GOAL_TYPES
-from gateway import DEFAULTS
-from gateway.openapi.examples import (
+from apidocs.examples import (
     COMPENSATED,
     GOAL,
     GOAL_BUSY,
@@ -19,7 +17,9 @@ from gateway.openapi.examples import (
     in_saga,
     invalid,
 )
-from gateway.openapi.operations import Operation
+from apidocs.operations import Operation
+from fitness.workouts import GOAL_TYPES
+from gateway import DEFAULTS
 
 SAGA_WAIT_SECONDS = DEFAULTS["SAGA_WAIT_SECONDS"]
 
