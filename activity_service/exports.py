@@ -21,9 +21,10 @@ from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
-from activity_service.service import UserDirectory, as_utc, session_view, sessions_of, utcnow
+from activity_service.service import UserDirectory, session_view, sessions_of
 from activity_service.store import ActivityStore
 from fitness import mongo
+from fitness.clock import as_utc, utcnow
 from fitness.errors import DomainError
 
 EXPORT_INTERVAL = dt.timedelta(hours=1)

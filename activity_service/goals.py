@@ -30,7 +30,6 @@ from fitness import mongo, workouts
 
 RECENT_DAYS = 14
 DEFAULT_SESSION_MINUTES = 30.0
-GOAL_STATUSES = ("active", "cancelled", "deleted")
 
 
 class GoalRegistry:
@@ -71,7 +70,7 @@ class GoalRegistry:
         today = today or dt.datetime.now(dt.UTC).date()
         goals = [
             g
-            for g in self.store.goals.find({"user_id": user_id, "status": "active"})
+            for g in self.store.goals.find({"user_id": user_id, "status": workouts.GOAL_ACTIVE})
             if g["target_date"] >= today.isoformat()
         ]
         since = _start_of(today - dt.timedelta(days=RECENT_DAYS))

@@ -15,8 +15,9 @@ from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
-from activity_service.service import WorkoutService, utcnow
+from activity_service.service import WorkoutService
 from activity_service.store import ActivityStore
+from fitness.clock import utcnow
 from fitness.errors import ValidationFailed
 from fitness.workouts import WORKOUT_TYPES
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from fitness.workouts import GOAL_TYPES, WORKOUT_TYPES
+from fitness.workouts import GOAL_COPY_STATUSES, GOAL_TYPES, WORKOUT_TYPES
 
 MAX_CLOCK_SKEW = dt.timedelta(minutes=5)
 MAX_BACKDATE = dt.timedelta(days=7)
@@ -42,7 +42,14 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
-Timestamp = Annotated[str, Field(max_length=40), AfterValidator(parse_timestamp)]
+if TYPE_CHECKING:  # what the fields hold once validated: the strings sent, parsed
+    Timestamp = dt.datetime
+    GoalType = str
+    GoalCopyStatus = str
+else:
+    Timestamp = Annotated[str, Field(max_length=40), AfterValidator(parse_timestamp)]
+    GoalType = Literal[GOAL_TYPES]
+    GoalCopyStatus = Literal[GOAL_COPY_STATUSES]
 
 
 def _recent(moment: dt.datetime) -> dt.datetime:
@@ -131,9 +138,9 @@ class GoalStateBody(Strict):
 
     goal_id: Annotated[str, Field(min_length=1, max_length=64)]
     user_id: Annotated[str, Field(min_length=1, max_length=64)]
-    goal_type: Literal[GOAL_TYPES]
+    goal_type: GoalType
     workout_type: Annotated[str | None, AfterValidator(_optional_workout_type)] = None
     target_value: Annotated[float, Field(gt=0, le=10_000_000, allow_inf_nan=False)]
     target_date: Annotated[str, Field(max_length=32), AfterValidator(_iso_date)]
-    status: Literal["active", "cancelled", "deleted"]
+    status: GoalCopyStatus
     created_at: Annotated[str, Field(max_length=40), AfterValidator(_iso_time)]

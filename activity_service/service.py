@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import contextvars
 import datetime as dt
 import logging
@@ -26,6 +27,7 @@ from activity_service.exceptions import (
 from activity_service.store import ActivityStore
 from activity_service.totals import Totals
 from fitness import mongo, workouts
+from fitness.clock import as_utc, to_millis, utcnow
 from fitness.errors import DomainError, NotFound, PermissionDenied, Unavailable, ValidationFailed
 from fitness.rpc import ServiceClient
 from fitness.v1 import user_pb2
@@ -44,20 +46,6 @@ WORKOUT_DETAILS = (  # what a file or a log may add to a workout
     "elevation_gain_m",
     "average_heart_rate",
 )
-
-
-def _to_millis(moment: dt.datetime) -> dt.datetime:
-    """Drop sub-millisecond digits, which BSON dates do not keep."""
-    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
-
-
-def utcnow() -> dt.datetime:
-    """Return the current time in UTC, to the millisecond."""
-    return _to_millis(dt.datetime.now(dt.UTC))
-
-
-def as_utc(moment: dt.datetime) -> dt.datetime:
-    return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment
 
 
 def session_view(doc: dict[str, Any]) -> dict[str, Any]:
@@ -105,7 +93,7 @@ class FinishedWorkout:
     def session_id(self, user_id: str) -> str:
         """Return the id this workout gets: the same user, type and start give the same id,
         so logging or importing it twice stores it once."""
-        start = _to_millis(self.start_time).isoformat()
+        start = to_millis(self.start_time).isoformat()
         return str(uuid.uuid5(_FINISHED_WORKOUTS, f"{user_id}\n{self.workout_type}\n{start}"))
 
 
@@ -278,12 +266,12 @@ class WorkoutService:
         weight_kg, weight_source = self.users.weight_kg(user_id)
         self._claim_active_slot(user_id, session_id)
         now = utcnow()
-        doc = {
+        doc: dict[str, Any] = {
             "_id": session_id,
             "user_id": user_id,
             "workout_type": workout_type,
             "status": "active",
-            "start_time": _to_millis(start_time) if start_time else now,
+            "start_time": to_millis(start_time) if start_time else now,
             "weight_kg": weight_kg,
             "weight_source": weight_source,
             "progress_reported": False,
@@ -345,7 +333,7 @@ class WorkoutService:
         doc = self._owned_session(session_id, caller_id)
         if doc["status"] != "active":
             return session_view(doc)
-        end_time = _to_millis(end_time) if end_time else utcnow()
+        end_time = to_millis(end_time) if end_time else utcnow()
         start_time = as_utc(doc["start_time"])
         if end_time < start_time:
             raise ValidationFailed(
@@ -398,7 +386,7 @@ class WorkoutService:
 
         Idempotent on ``session_id``: return False if it was stored before.
         """
-        start_time, end_time = _to_millis(start_time), _to_millis(end_time)
+        start_time, end_time = to_millis(start_time), to_millis(end_time)
         end_time = min(max(end_time, start_time), start_time + schemas.MAX_DURATION)
         workout = FinishedWorkout(workout_type, start_time, end_time, source=source)
         return self._store_finished(session_id, user_id, workout) is None
@@ -454,14 +442,14 @@ class WorkoutService:
         weight: tuple[float, str],
     ) -> dict[str, Any]:
         """Return the stored document of a finished workout (calories from METs if not given)."""
-        start_time, end_time = _to_millis(workout.start_time), _to_millis(workout.end_time)
+        start_time, end_time = to_millis(workout.start_time), to_millis(workout.end_time)
         duration = round((end_time - start_time).total_seconds() / 60.0, 2)
         weight_kg, weight_source = weight
         calories = workout.calories_burned
         if calories is None:
             calories = workouts.calories_burned(workout.workout_type, weight_kg, duration)
         now = utcnow()
-        doc = {
+        doc: dict[str, Any] = {
             "_id": session_id,
             "user_id": user_id,
             "workout_type": workout.workout_type,
@@ -547,7 +535,7 @@ class WorkoutService:
         self.totals.settle(doc)
         return True
 
-    def report_many(self, docs: list[dict[str, Any]]) -> None:
+    def report_many(self, docs: builtins.list[dict[str, Any]]) -> None:
         """``report`` for many ended sessions of one user: one totals update, reports side by
         side, one update marking the delivered ones. What fails waits for the outbox loop."""
         if not docs:

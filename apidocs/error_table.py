@@ -83,7 +83,8 @@ def write_readme(path: Path = README) -> None:
     print(f"wrote the error codes into {path}")
 
 
-def _subclasses(cls: type) -> Iterator[type]:
+def _subclasses(cls: type[DomainError]) -> Iterator[type[DomainError]]:
+    sub: type[DomainError]
     for sub in cls.__subclasses__():
         yield sub
         yield from _subclasses(sub)

@@ -28,7 +28,7 @@ GOAL = {
     "status": "active",
     "created_at": "2026-11-23T19:47:52.114571+00:00",
 }
-ACTIVE_SESSION = {
+ACTIVE_SESSION: dict[str, Any] = {
     "session_id": SESSION_ID,
     "user_id": USER_ID,
     "workout_type": "running",
@@ -50,7 +50,7 @@ ENDED_SESSION = {
     "duration": 30.0,
     "calories_burned": 313.6,
 }
-LOGGED_SESSION = {
+LOGGED_SESSION: dict[str, Any] = {
     **ENDED_SESSION,
     "session_id": "0c1e3e4a-52f2-5c86-9d0e-8f7b1a2c3d4e",
     "workout_type": "strength",

@@ -32,9 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from etl import pipeline
-from etl.sources import Batch, MongoSource, Watermark, as_utc
+from etl.sources import Batch, MongoSource, Watermark
 from etl.warehouse import Warehouse, stop_embedded
 from fitness import mongo
+from fitness.clock import as_utc
 from fitness.workouts import WORKOUT_TYPES, calories_burned
 
 BASE = dt.datetime(2025, 1, 1)

@@ -22,6 +22,7 @@ from sqlalchemy.exc import NoSuchTableError
 
 from etl import EtlError
 from fitness import mongo, sqldb
+from fitness.clock import as_utc
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _FETCH_CHUNK = 500
@@ -46,11 +47,6 @@ GOAL_COLUMNS = (
 
 class SourceMissing(EtlError):
     """A source store does not exist yet (the services never ran on this data directory)."""
-
-
-def as_utc(moment: dt.datetime) -> dt.datetime:
-    """Return ``moment`` as an aware UTC time (SQLite gives naive UTC)."""
-    return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
 
 
 @dataclass(frozen=True, order=True)

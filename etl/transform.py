@@ -18,9 +18,8 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
-from fitness.workouts import GOAL_TYPES, WORKOUT_METS
+from fitness.workouts import GOAL_STATUSES, GOAL_TYPES, WORKOUT_METS
 
-GOAL_STATUSES = frozenset({"active", "cancelled"})
 WEIGHT_SOURCES = frozenset({"profile", "default"})
 MAX_MINUTES = 24 * 60  # the activity service refuses longer workouts
 MAX_CALORIES = 100_000
@@ -151,7 +150,7 @@ def goal_line(row: dict[str, Any], users: set[str], dates: set[int]) -> str:
     progress = number(row["current_progress"], "current_progress", 1e12)
     day = date_key(millis(row["updated_at"], "updated_at"))
     dates.add(day)
-    fields = (key_text(row["id"]), str(day), row["user_id"], row["goal_type"])
+    fields: tuple[str, ...] = (key_text(row["id"]), str(day), row["user_id"], row["goal_type"])
     fields += (text(row["workout_type"]), repr(target), repr(progress), row["status"])
     fields += (iso(row["created_at"], "created_at"), iso(row["achieved_at"], "achieved_at", False))
     fields += (iso(row["target_date"], "target_date"), iso(row["updated_at"], "updated_at"))
@@ -171,12 +170,12 @@ def session_line(doc: dict[str, Any], users: set[str], days: set[tuple[str, int,
         raise Rejected("unknown_workout_type", f"workout type {workout_type!r} is unknown")
     start = millis(doc["start_time"], "start_time")
     if status in ("ended", "discarded"):  # only ended ones count in a day (etl.merges)
-        end = millis(doc.get("end_time"), "end_time")
-        if end < start:
+        ended_ms = millis(doc.get("end_time"), "end_time")
+        if ended_ms < start:
             raise Rejected("end_before_start", "the session ends before it starts")
         duration = repr(number(doc.get("duration"), "duration", MAX_MINUTES))
         calories = repr(number(doc.get("calories_burned"), "calories_burned", MAX_CALORIES))
-        end = str(end)
+        end = str(ended_ms)
     elif status == "active":
         end = duration = calories = NULL
     else:
@@ -202,13 +201,15 @@ def group_session_line(doc: dict[str, Any], users: set[str], dates: set[int]) ->
         raise Rejected("end_before_start", "the group session ends before it starts")
     day = NULL
     if started is not None:
-        day = date_key(millis(started, "start_time"))
-        dates.add(day)
+        key = date_key(millis(started, "start_time"))
+        dates.add(key)
+        day = str(key)
     participants = doc.get("participants")
     count = len(participants) if isinstance(participants, list | dict) else 0
     workout_type = doc.get("workout_type")
     workout_type = workout_type if isinstance(workout_type, str) else None
-    fields = (key_text(doc["_id"]), str(day), text(workout_type), iso(started, "start", False))
+    fields: tuple[str, ...] = (key_text(doc["_id"]), day, text(workout_type))
+    fields += (iso(started, "start", False),)
     fields += (iso(ended, "end", False), str(count), text(raw_json(doc)))
     return "\t".join((*fields, iso(doc["updated_at"], "updated_at"))) + "\n"
 

@@ -80,6 +80,7 @@ class Warehouse:
         if self._url:
             return self._url
         if self._server is None:
+            assert self.embedded_dir is not None, "a Warehouse has a URL or an embedded_dir"
             self._server = _start_embedded(self.embedded_dir)
         return self._server.get_uri()
 

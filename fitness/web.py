@@ -57,7 +57,8 @@ def init_app(
     ``status_view`` replaces the plain liveness answer of ``GET /status``.
     """
     app.config["MAX_CONTENT_LENGTH"] = app.config.get("MAX_BODY_BYTES", 64 * 1024)
-    app.json.sort_keys = False
+    if isinstance(app.json, DefaultJSONProvider):  # fields in the order the code gives them
+        app.json.sort_keys = False
     # "//" in a path is a 404 in the JSON shape, not an HTML redirect.
     app.url_map.merge_slashes = False
     app.before_request(_start_request)

@@ -26,6 +26,12 @@ WORKOUT_TYPES: tuple[str, ...] = tuple(sorted(WORKOUT_METS))
 GOAL_TYPES = ("workout_count", "active_minutes", "calories_burned")
 """What a goal measures: finished workouts, their minutes, or the calories they burned."""
 
+GOAL_ACTIVE, GOAL_CANCELLED, GOAL_DELETED = "active", "cancelled", "deleted"
+GOAL_STATUSES = (GOAL_ACTIVE, GOAL_CANCELLED)
+"""A goal counts while active; cancelled, it stays listed and counts no more."""
+GOAL_COPY_STATUSES = (*GOAL_STATUSES, GOAL_DELETED)
+"""The activity service's copy of a goal may also be deleted: a creation the saga undid."""
+
 SESSION_STATUSES = ("active", "ended", "discarded")
 """A session is active until it ends; one that ends shorter than ``MIN_WORKOUT_MINUTES`` is
 kept in the user's history as "discarded" and counts nowhere (statistics, goals, warehouse)."""

@@ -93,7 +93,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     live = init_live(app, settings)
     if settings["TRUSTED_PROXY_HOPS"]:
         # Behind a proxy the client's address is in X-Forwarded-For; trust only our own hops.
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings["TRUSTED_PROXY_HOPS"])
+        # Flask's documented way to wrap its WSGI app (mypy sees a method being replaced).
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=settings["TRUSTED_PROXY_HOPS"]
+        )
 
     def ready_check() -> None:
         """Ready once every service has a replica the gateway would send traffic to."""

@@ -143,7 +143,8 @@ def _body(spec: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
 
 def _response(spec: dict[str, Any], status: str, answer: dict[str, Any]) -> dict[str, Any]:
     answer = resolve(spec, answer)
-    media_type, media = next(iter(answer.get("content", {}).items()), ("", {}))
+    content: dict[str, dict[str, Any]] = answer.get("content", {})
+    media_type, media = next(iter(content.items()), ("", {}))
     examples = [example["value"] for example in media.get("examples", {}).values()]
     codes = [value["error"]["code"] for value in examples if "error" in value]
     return {

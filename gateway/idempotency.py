@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 from fitness.errors import Conflict, DomainError
 from gateway.shards import ShardedRedis
@@ -124,7 +125,9 @@ class IdempotencyStore:
         )
         if raw is None and self._try_claim(claim):  # freed since: this request runs
             return claim
-        record = json.loads(raw) if raw else {"state": "running", "fingerprint": claim.fingerprint}
+        record: dict[str, Any] = (
+            json.loads(raw) if raw else {"state": "running", "fingerprint": claim.fingerprint}
+        )
         if record["fingerprint"] != claim.fingerprint:
             raise IdempotencyKeyReused(
                 "This Idempotency-Key was used with a different request; use a new key."

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from fitness.errors import ValidationFailed
+from fitness.goals import goal_message
 from fitness.v1 import user_pb2, user_pb2_grpc
 from fitness.web import validate
 from user_service import schemas
@@ -16,23 +17,6 @@ from user_service.service import (
     RestoredState,
     StepKey,
 )
-
-
-def goal_message(view: dict) -> user_pb2.GoalResponse:
-    """Return a goal view as its protobuf message."""
-    return user_pb2.GoalResponse(
-        goal_id=view["goal_id"],
-        user_id=view["user_id"],
-        goal_type=view["goal_type"],
-        target_value=view["target_value"],
-        target_date=view["target_date"],
-        current_progress=view["current_progress"],
-        achieved=view["achieved"],
-        achieved_at=view["achieved_at"] or "",
-        workout_type=view["workout_type"] or "",
-        status=view["status"],
-        created_at=view.get("created_at", ""),
-    )
 
 
 def step_key(request) -> StepKey | None:

@@ -8,10 +8,8 @@ import uuid
 from sqlalchemy import Date, DateTime, Float, ForeignKey, Index, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-
-def utcnow() -> dt.datetime:
-    """Return the current time in UTC."""
-    return dt.datetime.now(dt.UTC)
+from fitness.clock import utcnow
+from fitness.workouts import GOAL_ACTIVE
 
 
 def new_id() -> str:
@@ -48,7 +46,7 @@ class Goal(Base):
     target_value: Mapped[float] = mapped_column(Float)
     target_date: Mapped[dt.date] = mapped_column(Date)
     current_progress: Mapped[float] = mapped_column(Float, default=0.0)
-    status: Mapped[str] = mapped_column(String(16), default="active")
+    status: Mapped[str] = mapped_column(String(16), default=GOAL_ACTIVE)
     achieved_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     request_id: Mapped[str | None] = mapped_column(String(128), unique=True, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -12,12 +12,14 @@ still verified, and replaced by one with these at the next successful login.
 
 from __future__ import annotations
 
+from typing import Any
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from fitness.shedding import SheddingPool
 
-OWASP_ARGON2ID = {"time_cost": 2, "memory_cost": 19 * 1024, "parallelism": 1}
+OWASP_ARGON2ID: dict[str, Any] = {"time_cost": 2, "memory_cost": 19 * 1024, "parallelism": 1}
 
 
 class Passwords:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from fitness.workouts import GOAL_TYPES, WORKOUT_TYPES
+from fitness.workouts import GOAL_STATUSES, GOAL_TYPES, WORKOUT_TYPES
 
 _USERNAME = re.compile(r"^[A-Za-z0-9_.-]{3,32}$")
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
@@ -56,7 +56,16 @@ def parse_future_date(value: str) -> dt.date:
 
 Weight = Annotated[float, Field(strict=True, ge=20, le=400, allow_inf_nan=False)]
 TargetValue = Annotated[float, Field(strict=True, gt=0, le=10_000_000, allow_inf_nan=False)]
-TargetDate = Annotated[str, Field(strict=True, max_length=32), AfterValidator(parse_future_date)]
+if TYPE_CHECKING:  # what the fields hold once validated: the strings sent, parsed
+    TargetDate = dt.date
+    AnyDate = dt.date
+    GoalStatus = str
+else:
+    TargetDate = Annotated[
+        str, Field(strict=True, max_length=32), AfterValidator(parse_future_date)
+    ]
+    AnyDate = Annotated[str, Field(max_length=32), AfterValidator(_any_date)]
+    GoalStatus = Literal[GOAL_STATUSES]
 OptionalWorkoutType = Annotated[str | None, AfterValidator(_workout_type)]
 
 
@@ -96,5 +105,5 @@ class RestoredGoalBody(Strict):
     """An earlier state of a goal; its date may now be in the past, as it was valid then."""
 
     target_value: TargetValue
-    target_date: Annotated[str, Field(max_length=32), AfterValidator(_any_date)]
-    status: Literal["active", "cancelled"]
+    target_date: AnyDate
+    status: GoalStatus

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import json
 import logging
@@ -14,6 +15,8 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
 from fitness.auth import issue_token
+from fitness.clock import as_utc, utcnow
+from fitness.workouts import GOAL_ACTIVE, GOAL_CANCELLED
 from user_service import schemas
 from user_service.db import Database
 from user_service.exceptions import (
@@ -24,17 +27,10 @@ from user_service.exceptions import (
     StepSuperseded,
     UserNotFound,
 )
-from user_service.models import AppliedStep, Goal, RecordedWorkout, User, new_id, utcnow
+from user_service.models import AppliedStep, Goal, RecordedWorkout, User, new_id
 from user_service.passwords import Passwords
 
 log = logging.getLogger(__name__)
-
-
-def as_utc(moment: dt.datetime | None) -> dt.datetime | None:
-    """Return ``moment`` as an aware UTC time (SQLite hands back naive ones)."""
-    if moment is None:
-        return None
-    return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
 
 
 def user_view(user: User) -> dict[str, Any]:
@@ -49,8 +45,9 @@ def user_view(user: User) -> dict[str, Any]:
 
 
 def goal_view(goal: Goal) -> dict[str, Any]:
-    """Return ``goal`` in the API's shape, with its progress and whether it is achieved."""
-    achieved_at = as_utc(goal.achieved_at)
+    """Return ``goal`` in the API's shape (``fitness.goals.GoalView``), with its progress and
+    whether it is achieved."""
+    achieved_at = goal.achieved_at and as_utc(goal.achieved_at)
     return {
         "goal_id": goal.id,
         "user_id": goal.user_id,
@@ -174,7 +171,8 @@ class AccountService:
         """Return a token for the right email and password, else raise ``InvalidCredentials``."""
         with self.db.reading() as session:
             user = session.scalars(select(User).where(User.email == body.email)).first()
-        matches, new_hash = self.passwords.verify(user and user.password_hash, body.password)
+        stored = user.password_hash if user is not None else None
+        matches, new_hash = self.passwords.verify(stored, body.password)
         if not matches or user is None:
             raise InvalidCredentials()
         if new_hash:
@@ -297,7 +295,7 @@ class GoalService:
 
         def apply(session) -> dict[str, Any]:
             goal = self._goal(session, user_id, goal_id)
-            if goal.status != "active":
+            if goal.status != GOAL_ACTIVE:
                 raise GoalNotActive(goal_id)
             if body.target_value is not None:
                 goal.target_value = float(body.target_value)
@@ -314,7 +312,7 @@ class GoalService:
 
         def apply(session) -> dict[str, Any]:
             goal = self._goal(session, user_id, goal_id)
-            goal.status = "cancelled"
+            goal.status = GOAL_CANCELLED
             session.flush()
             return goal_view(goal)
 
@@ -363,7 +361,9 @@ class GoalService:
                 _record_steps(session, step, view)
             return view
 
-    def record_workout(self, workout: FinishedWorkout) -> tuple[bool, list[dict[str, Any]]]:
+    def record_workout(
+        self, workout: FinishedWorkout
+    ) -> tuple[bool, builtins.list[dict[str, Any]]]:
         """Count ``workout`` towards every matching active goal, once per session.
 
         Return whether it was counted now (False if it already had been) and the goals it
@@ -390,9 +390,9 @@ class GoalService:
         return True, views
 
     @staticmethod
-    def _matching_goals(session, workout: FinishedWorkout) -> list[Goal]:
+    def _matching_goals(session, workout: FinishedWorkout) -> builtins.list[Goal]:
         goals = session.scalars(
-            select(Goal).where(Goal.user_id == workout.user_id, Goal.status == "active")
+            select(Goal).where(Goal.user_id == workout.user_id, Goal.status == GOAL_ACTIVE)
         )
         return [
             goal

@@ -24,6 +24,7 @@ from defusedxml import DefusedXmlException
 from tcxreader.tcxreader import TCXReader
 
 from activity_service.exceptions import UnreadableFile, UnsafeFile
+from fitness.clock import as_utc
 
 MAX_ROWS = 1000
 """Rows (or activities) one file may hold."""
@@ -110,10 +111,6 @@ class _Prolog:
         raise _RootReached
 
 
-def _utc(moment: dt.datetime) -> dt.datetime:
-    return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
-
-
 def positive(value: Any, scale: float = 1.0) -> float | None:
     """Return ``value`` times ``scale`` if it is a positive finite number, else None."""
     try:
@@ -142,8 +139,8 @@ def read_gpx(data: bytes, name: str) -> list[Found]:
             Activity(
                 where=where,
                 sports=(track.type or "",),
-                start_time=_utc(bounds.start_time),
-                end_time=_utc(bounds.end_time),
+                start_time=as_utc(bounds.start_time),
+                end_time=as_utc(bounds.end_time),
                 distance_km=positive(track.length_2d(), 1e-3),
                 elevation_gain_m=positive(track.get_uphill_downhill().uphill),
                 average_heart_rate=round(statistics.fmean(heart_rates)) if heart_rates else None,
@@ -181,8 +178,8 @@ def read_tcx(data: bytes, name: str) -> list[Found]:
         Activity(
             where=name,
             sports=(exercise.activity_type or "",),
-            start_time=_utc(exercise.start_time),
-            end_time=_utc(exercise.end_time),
+            start_time=as_utc(exercise.start_time),
+            end_time=as_utc(exercise.end_time),
             distance_km=positive(exercise.distance, 1e-3),
             elevation_gain_m=positive(exercise.ascent),
             average_heart_rate=positive(exercise.hr_avg),
@@ -224,8 +221,8 @@ def read_fit(data: bytes, name: str) -> list[Found]:
             Activity(
                 where=where,
                 sports=(str(session.get("sub_sport") or ""), str(session.get("sport") or "")),
-                start_time=_utc(start),
-                end_time=_utc(start) + dt.timedelta(seconds=elapsed),
+                start_time=as_utc(start),
+                end_time=as_utc(start) + dt.timedelta(seconds=elapsed),
                 distance_km=positive(session.get("total_distance"), 1e-3),
                 elevation_gain_m=positive(session.get("total_ascent")),
                 average_heart_rate=positive(session.get("avg_heart_rate")),

@@ -42,9 +42,9 @@ from activity_service.imports.upload import (
     display_name,
     read_upload_or_refusal,
 )
-from activity_service.service import as_utc, utcnow
 from activity_service.store import ActivityStore
 from fitness import mongo
+from fitness.clock import as_utc, utcnow
 from fitness.errors import PermissionDenied
 from fitness.shedding import BACKGROUND_NICENESS, low_priority_processes, lower_priority
 
@@ -90,7 +90,7 @@ class ImportJobs:
         if not members and not manual:
             raise NothingImported({name: "it holds no GPX, TCX, FIT or CSV file"})
         upload.seek(0)
-        digest = hashlib.file_digest(upload, "sha256").hexdigest()
+        digest = hashlib.file_digest(upload, "sha256").hexdigest()  # type: ignore[arg-type]
         job_id = str(uuid.uuid5(_JOBS, f"{user_id}\n{digest}"))
         if (earlier := self.store.import_jobs.find_one({"_id": job_id})) is not None:
             return job_view(earlier), 200

@@ -103,7 +103,10 @@ class ImportService:
         outcome = Outcome()
         activities: list[Activity] = []
         for item in found:
-            (outcome.rejected if isinstance(item, Rejection) else activities).append(item)
+            if isinstance(item, Rejection):
+                outcome.rejected.append(item)
+            else:
+                activities.append(item)
         seen = self._seen(user_id, activities)
         outcome.duplicates += [seen[a.fingerprint] for a in activities if a.fingerprint in seen]
         fresh: list[tuple[Activity, FinishedWorkout]] = []

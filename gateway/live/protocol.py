@@ -9,7 +9,7 @@ be the caller's own. A ``request_id`` is echoed back on the direct answer or err
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
@@ -46,9 +46,15 @@ class InSession(Message):
     user_id: Id | None = None
 
 
+if TYPE_CHECKING:
+    WorkoutType = str
+else:
+    WorkoutType = Literal[WORKOUT_TYPES]
+
+
 class CreateSession(Message):
     type: Literal["create_session"]
-    workout_type: Literal[WORKOUT_TYPES] = "strength"
+    workout_type: WorkoutType = "strength"
     name: Annotated[str, Field(max_length=80, pattern=_NO_NUL)] = ""
 
 
@@ -105,7 +111,7 @@ class Ping(Message):
 
 
 MESSAGES: dict[str, type[Message]] = {
-    model.model_fields["type"].annotation.__args__[0]: model
+    get_args(model.model_fields["type"].annotation)[0]: model
     for model in (
         CreateSession,
         JoinSession,

@@ -109,8 +109,8 @@ def _answer(raw: str | bytes, connection: Connection, live) -> None:
     except LiveError as error:
         connection.send(_error(error, request_info))
     except redis.RedisError:
-        error = LiveError("unavailable", "Live sessions are unavailable right now; retry.")
-        connection.send(_error(error, request_info))
+        outage = LiveError("unavailable", "Live sessions are unavailable right now; retry.")
+        connection.send(_error(outage, request_info))
 
 
 def _error(error: LiveError, request_info: dict | None = None) -> dict:

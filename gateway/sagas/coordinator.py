@@ -144,7 +144,7 @@ class Coordinator:
             stopped.wait(self.settings.recovery_interval_seconds)
 
     def _drive_leased(self, saga: Saga) -> None:
-        token = logs.set_correlation_id(saga.correlation_id or None)
+        token = logs.set_correlation_id(saga.correlation_id or "")
         try:
             self.drive(saga)
         except LeaseLost:
@@ -235,11 +235,13 @@ class Coordinator:
         self._settle(saga, "compensated" if saga.data.get("undid_any") else "failed")
 
     def _undo(self, saga: Saga, step: Step, briefly: bool) -> bool:
+        compensation = step.compensation
+        assert compensation is not None, "only a step with a compensation is undone"
         self._checkpoint(saga, step.name, "compensating")
         deadline = self.settings.compensation_deadline_seconds
         try:
             self._retrying(
-                lambda: step.compensation(saga, self.participants),
+                lambda: compensation(saga, self.participants),
                 saga,
                 self.settings.step_deadline_seconds if briefly else deadline,
             )

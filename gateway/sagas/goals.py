@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from fitness.goals import goal_view
 from fitness.rpc import ServiceClient
 from fitness.v1 import activity_pb2, user_pb2
 from gateway.sagas.log import Saga
@@ -51,23 +52,6 @@ def new_change_saga(user_id: str, goal_id: str, change: dict[str, Any], correlat
 
 def new_cancel_saga(user_id: str, goal_id: str, correlation_id: str) -> Saga:
     return Saga("cancel_goal", user_id, {"goal_id": goal_id}, correlation_id=correlation_id)
-
-
-def goal_view(message: user_pb2.GoalResponse) -> dict[str, Any]:
-    """Return a goal message in the API's (seed) shape, as the user service's REST gives it."""
-    return {
-        "goal_id": message.goal_id,
-        "user_id": message.user_id,
-        "goal_type": message.goal_type,
-        "workout_type": message.workout_type or None,
-        "target_value": message.target_value,
-        "target_date": message.target_date,
-        "current_progress": message.current_progress,
-        "achieved": message.achieved,
-        "achieved_at": message.achieved_at or None,
-        "status": message.status,
-        "created_at": message.created_at,
-    }
 
 
 def _ref(saga: Saga, step: str, undoes: str = "") -> user_pb2.StepRef:

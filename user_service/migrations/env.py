@@ -8,7 +8,7 @@ from fitness.sqldb import make_engine
 from user_service.models import Base
 
 config = context.config
-engine = make_engine(config.get_main_option("sqlalchemy.url"))
+engine = make_engine(config.get_main_option("sqlalchemy.url") or "")
 with engine.connect() as connection:
     context.configure(
         connection=connection,
