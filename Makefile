@@ -61,5 +61,8 @@ protos: install
 openapi: install
 	$(PY) -m apidocs
 
+docs: install
+	$(VENV)/bin/mkdocs build --strict
+
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

@@ -86,7 +86,7 @@ class GoalRegistry:
         return {
             "user_id": user_id,
             "suggestions": sorted(found, key=lambda s: (s["days_left"], s["goal_id"])),
-            "rule": "remaining target spread evenly over the days left; see the README",
+            "rule": "remaining target spread evenly over the days left; see docs/api.md",
         }
 
 

@@ -1,5 +1,5 @@
 """``python -m apidocs``: rewrite the committed OpenAPI document, the Postman collection
-and the README's table of error codes."""
+and the API guide's table of error codes (docs/api.md)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from apidocs import POSTMAN_PATH, SPEC_PATH, build_spec, to_json
-from apidocs.error_table import write_readme
+from apidocs.error_table import write_guide
 from apidocs.postman import build_collection
 
 
@@ -21,7 +21,7 @@ def main() -> None:
     spec = build_spec()
     write(SPEC_PATH, spec)
     write(POSTMAN_PATH, build_collection(spec))
-    write_readme()
+    write_guide()
 
 
 if __name__ == "__main__":

@@ -1,10 +1,10 @@
-"""The README's table of error codes, made from the error classes so that none is missed.
+"""The API guide's table of error codes, made from the error classes so that none is missed.
 
 Every expected failure is a ``fitness.errors.DomainError`` subclass somewhere in the code, with
 its ``code``, its HTTP status and a docstring whose first sentence says what it means to a
 client. The few codes answered without such a class (the web framework's own, and the
 gateway's answers for replicas that fail) are listed here. ``python -m apidocs``
-writes the table into the README between the markers; a test keeps the two equal and checks
+writes the table into docs/api.md between the markers; a test keeps the two equal and checks
 that every code written anywhere in the code is in the table.
 """
 
@@ -51,7 +51,7 @@ OTHER_CODES = (
 
 START = "<!-- error codes: written by python -m apidocs -->"
 END = "<!-- end of error codes -->"
-README = Path(__file__).resolve().parents[1] / "README.md"
+GUIDE = Path(__file__).resolve().parents[1] / "docs" / "api.md"
 
 
 def error_codes() -> list[tuple[int, str, str]]:
@@ -66,14 +66,14 @@ def error_codes() -> list[tuple[int, str, str]]:
 
 
 def error_table() -> str:
-    """Return the README's Markdown table of error codes."""
+    """Return the API guide's Markdown table of error codes."""
     rows = ["| status | `code` | meaning |", "|---|---|---|"]
     rows += [f"| {status} | `{code}` | {meaning} |" for status, code, meaning in error_codes()]
     return "\n".join([START, *rows, END])
 
 
-def write_readme(path: Path = README) -> None:
-    """Replace the table between the markers in the README."""
+def write_guide(path: Path = GUIDE) -> None:
+    """Replace the table between the markers in the API guide."""
     text = path.read_text(encoding="utf-8")
     if START not in text or END not in text:
         raise SystemExit(f"{path} lacks the markers of the error table: {START} … {END}")

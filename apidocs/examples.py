@@ -235,7 +235,7 @@ SUGGESTIONS = {
             "reason": "90 minutes to go in 6 day(s).",
         }
     ],
-    "rule": "remaining target spread evenly over the days left; see the README",
+    "rule": "remaining target spread evenly over the days left; see docs/api.md",
 }
 
 

@@ -272,7 +272,7 @@ WORKOUT_OPERATIONS = [
         "that can't be imported are listed with the reason while the rest imports. 201 when "
         "something was imported, 200 when all of it was there already. A zip archive (a Strava "
         "bulk export, or any zip of these files) is imported in the background: 202 with a job "
-        "to follow at `status_url`. See the README for the CSV layouts and the sport mapping.",
+        "to follow at `status_url`. See docs/api.md for the CSV layouts and the sport mapping.",
         ok=(201, "ImportSummary", IMPORT_SUMMARY),
         upload=True,
         responses={

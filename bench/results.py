@@ -1,9 +1,9 @@
-"""The hardening results table: every suite records rows here, the README shows them.
+"""The hardening results table: every suite records rows here, docs/hardening.md shows them.
 
 Each long-running suite (faults, network faults, load, API fuzzing, WebSocket fuzzing) saves
 its rows with :func:`save` into ``bench/results/<suite>.json`` (committed, so a change in the
 figures shows in review). ``python bench/results.py`` renders every saved suite as one Markdown
-table and writes it into the README between the ``hardening-table`` markers, so the README
+table and writes it into docs/hardening.md between the ``hardening-table`` markers, so the page
 always shows the figures of a real run, never numbers typed by hand.
 
 A row counts outcomes the way a client sees them:
@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parent.parent / "docs" / "hardening.md"
 START_MARKER = "<!-- hardening-table:start -->"
 END_MARKER = "<!-- hardening-table:end -->"
 
@@ -119,7 +119,7 @@ def render(suites: list[dict]) -> str:
 
 
 def update_readme(readme: Path = README) -> None:
-    """Replace the table between the markers in the README with the saved suites' rows."""
+    """Replace the table between the markers in docs/hardening.md with the saved suites' rows."""
     text = readme.read_text()
     start, end = text.index(START_MARKER), text.index(END_MARKER)
     table = render(load_all())

@@ -1,7 +1,8 @@
 """Configuration: defaults in code, overridden by ``FITNESS_*`` environment variables.
 
 Every process reads its settings through :func:`load_settings` so that the same variable means the
-same thing everywhere (the README lists them all). Any setting may instead be read from a file
+same thing everywhere (docs/configuration.md lists them all). Any setting may instead be read
+from a file
 named by ``FITNESS_<NAME>_FILE`` (Docker's convention for secrets): passwords then live in files
 only the process can read (compose ``secrets:``, ``DATA_DIR/secrets``), not in its environment,
 where ``docker inspect`` and ``ps e`` show them.

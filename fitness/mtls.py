@@ -31,8 +31,8 @@ ROLES = ("user_service", "activity_service", "gateway")
 _EVERY_ROLE = frozenset(ROLES)
 _GATEWAY = frozenset({"gateway"})
 
-# Who may call each gRPC method: the one table (the README shows it too). A method missing here
-# is refused to everyone.
+# Who may call each gRPC method: the one table (docs/security.md shows it too). A method missing
+# here is refused to everyone.
 CALLERS: dict[str, frozenset[str]] = {
     "/fitness.v1.UserService/RegisterUser": _GATEWAY,
     "/fitness.v1.UserService/GetUser": frozenset({"activity_service", "gateway"}),

@@ -28,7 +28,7 @@ def live_user_channel(user_id: str) -> str:
 
 
 # Who may do what on each kind of Redis server: one ACL user per role, the only table (``make up``
-# writes it into the servers' configuration, compose's must agree; the README shows it). The
+# writes it into the servers' configuration, compose's must agree; docs/deployment.md shows it). The
 # ``default`` user is off everywhere. The gateway owns the cache and the state; the user service
 # only announces achieved goals, so it may PUBLISH on the live channels and nothing else.
 REDIS_ACL: dict[str, dict[str, str]] = {

@@ -409,10 +409,10 @@ def test_every_service_is_sized_and_rotated_and_the_readme_gives_the_host_they_n
         for name, s in services.items()
         if name not in ONE_SHOT
     )
-    readme = (ROOT / "README.md").read_text()
-    assert f"limits add up to {total:.1f} GiB" in readme
+    guide = (ROOT / "docs" / "deployment.md").read_text()
+    assert f"limits add up to {total:.1f} GiB" in guide
     needed = int(total) + 1
-    assert f"Minimum host: {needed} GiB of memory" in readme
+    assert f"Minimum host: {needed} GiB of memory" in guide
 
 
 def test_what_runs_inside_is_sized_from_its_limit():

@@ -1,4 +1,4 @@
-"""What each file format calls a sport, mapped to our workout types (documented in the README).
+"""What each file format calls a sport, mapped to our workout types (documented in docs/api.md).
 
 Names are compared lower-case with spaces, dashes and underscores removed, so FIT's
 ``strength_training``, TCX's ``Biking`` and Strava's ``Weight Training`` all match.
@@ -69,7 +69,7 @@ def workout_type_of(*names: str | None) -> str | None:
 
 
 def mapping_table() -> str:
-    """Return the mapping as the README's Markdown table (a test keeps the two equal)."""
+    """Return the mapping as the API guide's Markdown table (a test keeps the two equal)."""
     rows = ["| workout type | file sport names (case, spaces, `-` and `_` ignored) |", "|---|---|"]
     for workout_type in WORKOUT_TYPES:
         names = {name for name, mapped in SPORT_TYPES.items() if mapped == workout_type}

@@ -1,6 +1,6 @@
 """From an uploaded file to the activities in it: its name decides the reader, within limits.
 
-Limits (documented in the README): an upload of at most ``fitness.imports.MAX_IMPORT_BYTES``
+Limits (documented in docs/api.md): an upload of at most ``fitness.imports.MAX_IMPORT_BYTES``
 (the gateway and the service refuse a larger body with 413), a gzipped file unpacking to at most
 ``MAX_UNPACKED_BYTES`` (read in chunks, so a zip bomb stops there), and at most
 ``formats.MAX_ROWS`` activities a file.
