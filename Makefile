@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install up test bench lint format protos openapi clean browser servers tools secrets
+.PHONY: install up test test-fast docs bench lint format protos openapi clean browser servers tools secrets
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ servers:
 
 test: install lint tools browser servers
 	$(PY) -m pytest
+
+# The in-process unit tests only (goal rules, workout rules, the saga state machine): seconds.
+test-fast: install
+	$(PY) -m pytest tests/unit
 
 # The hardening suites: each starts its own stack on free ports, prints its figures and saves
 # them in bench/results/; the last step writes the results table into the README. ~20 minutes.

@@ -38,6 +38,11 @@ def _activity_db(url: str):
     return mongo.connect(url, "activity")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the in-process unit tests (tests/unit) first: they take seconds and fail fast."""
+    items.sort(key=lambda item: "unit" not in item.path.parent.parts[-1:])
+
+
 def make_replicas(count: int = 2) -> list[Replica]:
     """Return ``count`` replicas of each service on free ports."""
     return [

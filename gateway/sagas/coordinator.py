@@ -266,7 +266,7 @@ class Coordinator:
     def _retrying(self, call: Callable[[], object], saga: Saga, deadline: float):
         retrying = Retrying(
             stop=stop_after_delay(deadline),
-            wait=wait_exponential_jitter(initial=0.05, max=2.0),
+            wait=wait_exponential_jitter(multiplier=0.05, max=2.0),
             retry=retry_if_exception_type(Unavailable),
             before_sleep=lambda _state: self._keep_lease(saga),
             reraise=True,
