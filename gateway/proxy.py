@@ -4,18 +4,40 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import urllib3
+from flask import Flask
 from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionError
 from urllib3.exceptions import TimeoutError as UpstreamTimeout
 
+from fitness.config import split_targets
 from fitness.errors import Unavailable
 from gateway.uploads import SpooledBody
-from gateway.upstream import Pool, Replica, UpstreamFailure
+from gateway.upstream import BreakerSettings, Pool, Replica, UpstreamFailure
 
 log = logging.getLogger(__name__)
+
+DEFAULTS: dict[str, Any] = {
+    "USER_HTTP_REPLICAS": "http://127.0.0.1:5000,http://127.0.0.1:5010",
+    "ACTIVITY_HTTP_REPLICAS": "http://127.0.0.1:5001,http://127.0.0.1:5011",
+    "UPSTREAM_CONNECT_TIMEOUT_SECONDS": 1.0,
+    "UPSTREAM_READ_TIMEOUT_SECONDS": 10.0,
+    # Every attempt of one proxied request together (reroutes included); then 504.
+    "UPSTREAM_DEADLINE_SECONDS": 15.0,
+    "UPSTREAM_MAX_ATTEMPTS": 3,
+    "HEALTH_INTERVAL_SECONDS": 2.0,
+    "HEALTH_TIMEOUT_SECONDS": 1.0,
+    "BREAKER_FAILURES": 5,
+    "BREAKER_WINDOW_SECONDS": 10.0,
+    "BREAKER_RESET_SECONDS": 5.0,
+    "RETRY_AFTER_SECONDS": 5,
+}
+"""The proxy's settings: which replicas, how long to wait, when a breaker opens."""
 
 # Hop-by-hop and framing headers are the proxy's own business (RFC 9110, section 7.6.1).
 _DROPPED_HEADERS = {
@@ -201,3 +223,39 @@ def _gateway_error(exc: BaseException) -> UpstreamResponse:
     )
     body = json.dumps({"error": {"code": code, "message": message}}).encode()
     return UpstreamResponse(status, body, {"Content-Type": "application/json"})
+
+
+def init_app(app: Flask, settings: dict[str, Any]) -> list[Callable[[threading.Event], None]]:
+    """Set up the replica pools of both services, the proxy and the health checker on
+    ``app``; return the background loop (health checks)."""
+    from gateway.health import HealthChecker
+
+    breaker = BreakerSettings(
+        failures=settings["BREAKER_FAILURES"],
+        window_seconds=settings["BREAKER_WINDOW_SECONDS"],
+        reset_seconds=settings["BREAKER_RESET_SECONDS"],
+    )
+    pools = {
+        service: Pool(service, [Replica(service, url, breaker) for url in split_targets(urls)])
+        for service, urls in (
+            ("user_service", settings["USER_HTTP_REPLICAS"]),
+            ("activity_service", settings["ACTIVITY_HTTP_REPLICAS"]),
+        )
+    }
+    proxy = Proxy(
+        pools,
+        ProxySettings(
+            connect_timeout=settings["UPSTREAM_CONNECT_TIMEOUT_SECONDS"],
+            read_timeout=settings["UPSTREAM_READ_TIMEOUT_SECONDS"],
+            deadline=settings["UPSTREAM_DEADLINE_SECONDS"],
+            max_attempts=settings["UPSTREAM_MAX_ATTEMPTS"],
+            retry_after_seconds=settings["RETRY_AFTER_SECONDS"],
+        ),
+    )
+    checker = HealthChecker(
+        list(pools.values()),
+        settings["HEALTH_INTERVAL_SECONDS"],
+        settings["HEALTH_TIMEOUT_SECONDS"],
+    )
+    app.extensions.update(pools=pools, proxy=proxy, health=checker)
+    return [checker.run]

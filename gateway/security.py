@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import Flask, Response, request
 from flask_cors import CORS
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from fitness.config import split_targets
 
@@ -34,8 +35,25 @@ _ALWAYS = {
 _DEFAULT_POLICY = "default-src 'none'; frame-ancestors 'none'"
 
 
-def init_app(app: Flask, settings: dict[str, Any]) -> None:
-    """Add the security headers to every answer of ``app``, and CORS for configured origins."""
+DEFAULTS: dict[str, Any] = {
+    # Browser origins allowed to call the API (comma-separated); empty = no CORS headers at all.
+    "CORS_ORIGINS": "",
+    # Strict-Transport-Security max-age; 0 = not sent (set it only when clients reach us over TLS).
+    "HSTS_SECONDS": 0,
+    # Proxies of ours in front (nginx: 1): the client's address is then in X-Forwarded-For.
+    "TRUSTED_PROXY_HOPS": 0,
+}
+
+
+def init_app(app: Flask, settings: dict[str, Any]) -> list:
+    """Add the security headers to every answer of ``app``, and CORS for configured origins;
+    behind proxies of ours, take the client's address from X-Forwarded-For (only theirs).
+    Nothing runs in the background."""
+    if settings["TRUSTED_PROXY_HOPS"]:
+        # Flask's documented way to wrap its WSGI app (mypy sees a method being replaced).
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=settings["TRUSTED_PROXY_HOPS"]
+        )
     hsts_seconds = int(settings["HSTS_SECONDS"])
 
     def add_headers(response: Response) -> Response:
@@ -64,3 +82,4 @@ def init_app(app: Flask, settings: dict[str, Any]) -> None:
             supports_credentials=False,  # tokens travel in Authorization, never in cookies
             always_send=False,  # no CORS headers on answers to non-browser (no Origin) calls
         )
+    return []

@@ -8,6 +8,8 @@ activity service; ``routes`` is the socket endpoint and the ``/live`` page.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,8 +45,24 @@ class Live:
         self.service.disconnected(connection)
 
 
-def init_live(app: Flask, settings: dict[str, Any]) -> Live:
-    """Set up live sessions on ``app`` (the routes are registered by the caller)."""
+DEFAULTS: dict[str, Any] = {
+    "LIVE_SESSION_TTL_SECONDS": 6 * 3600,
+    "LIVE_MAX_EVENTS": 2000,
+    "LIVE_HEARTBEAT_SECONDS": 10.0,
+    "LIVE_LEAVE_GRACE_SECONDS": 30.0,
+    "LIVE_PING_SECONDS": 20.0,
+    "LIVE_MAX_MESSAGE_BYTES": 4096,
+    "LIVE_MESSAGES_PER_SECOND": "20 per second",
+    "LIVE_QUEUE_SIZE": 1000,
+    "LIVE_SAVE_RETRY_SECONDS": 5.0,
+}
+
+
+def init_app(app: Flask, settings: dict[str, Any]) -> list[Callable[[threading.Event], None]]:
+    """Set up live sessions on ``app`` (on the state Redis and the activity service's client
+    of ``gateway.internal``); return its background loops: the Redis listener that fans events
+    out, the heartbeats, and the retry of sessions not saved yet. The routes are registered
+    by the caller."""
     client = app.extensions["state_redis"]
     store = LiveStore(client, settings["LIVE_SESSION_TTL_SECONDS"], settings["LIVE_MAX_EVENTS"])
     hub = Hub(client, store.events_after)
@@ -64,4 +82,4 @@ def init_live(app: Flask, settings: dict[str, Any]) -> Live:
         "max_message_size": SOCKET_MAX_MESSAGE_BYTES,
     }
     app.extensions["live"] = live
-    return live
+    return [live.hub.listen, live.heartbeats_forever, live.saver.retry_forever]
