@@ -23,11 +23,11 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def init_app(app: Flask, settings: dict[str, Any], role: str = "gateway") -> list:
-    """Set up the gRPC clients (as ``role``, its mTLS identity) and the state Redis client;
+def init_app(app: Flask, settings: dict[str, Any]) -> list:
+    """Set up the gRPC clients (with the gateway's mTLS identity) and the state Redis client;
     nothing runs in the background."""
     timeout = settings["GRPC_TIMEOUT_SECONDS"]
-    me = mtls.identity(settings, role)
+    me = mtls.identity(settings, "gateway")
     participants = Participants(
         users=ServiceClient(
             split_targets(settings["USER_GRPC_TARGETS"]),

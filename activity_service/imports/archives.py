@@ -194,7 +194,7 @@ def _manual_activity(cells: _StravaRow, where: str) -> Found:
         start_time=start,
         end_time=start + dt.timedelta(seconds=seconds),
         distance_km=None if metres is None else metres / 1000,
-        elevation_gain_m=positive(next(iter(cells.cells.get("elevation gain", [])), "")),
+        elevation_gain_m=positive(cells.first("Elevation Gain")),
         average_heart_rate=positive(cells.first("Average Heart Rate")),
         calories_burned=positive(cells.first("Calories")),
     )

@@ -220,17 +220,16 @@ class ImportJobs:
             rejections = (rejections + outcome.rejected)[:MAX_LISTED]
             if not self._advance(job, 0, _counts(outcome), rejections):
                 return False
-        starts = range(job["done"], len(members), BATCH)
-        ahead = [self._start_reading(archive, members[i : i + BATCH], readers) for i in starts[:1]]
-        for start in starts:
-            reading = ahead.pop()
-            if start + BATCH < len(members):  # read the next batch while this one is stored
-                batch = members[start + BATCH : start + 2 * BATCH]
-                ahead.append(self._start_reading(archive, batch, readers))
-            found = _found(reading, index.types)
+        batches = [members[i : i + BATCH] for i in range(job["done"], len(members), BATCH)]
+        reading = self._start_reading(archive, batches[0], readers) if batches else []
+        for number in range(len(batches)):
+            current = reading
+            if number + 1 < len(batches):  # read the next batch while this one is stored
+                reading = self._start_reading(archive, batches[number + 1], readers)
+            found = _found(current, index.types)
             outcome = self.imports.store_found(job["user_id"], found, None)
             rejections = (rejections + outcome.rejected)[:MAX_LISTED]
-            done = min(start + BATCH, len(members))
+            done = min(job["done"] + (number + 1) * BATCH, len(members))
             if not self._advance(job, done, _counts(outcome), rejections):
                 log.warning("import job %s: lease lost at %d", job["_id"], done)
                 return False

@@ -1,8 +1,8 @@
 """From an uploaded file to the activities in it: its name decides the reader, within limits.
 
-Limits (documented in docs/api.md): an upload of at most ``fitness.imports.MAX_IMPORT_BYTES``
-(the gateway and the service refuse a larger body with 413), a gzipped file unpacking to at most
-``MAX_UNPACKED_BYTES`` (read in chunks, so a zip bomb stops there), and at most
+Limits (documented in docs/api.md): a file of at most ``fitness.imports.MAX_FILE_BYTES`` (413
+past it; only an archive may be larger, up to ``MAX_UPLOAD_BYTES``), a gzipped file unpacking to
+at most ``MAX_UNPACKED_BYTES`` (read in chunks, so a zip bomb stops there), and at most
 ``formats.MAX_ROWS`` activities a file.
 """
 
