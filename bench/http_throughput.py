@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import platform
-import socket
 import tempfile
 import threading
 import time
@@ -24,7 +23,7 @@ from pathlib import Path
 
 import requests
 
-from devstack.stack import LocalStack, Replica
+from devstack.stack import LocalStack, Replica, free_ports
 from fitness import mtls
 from fitness.rpc import ServiceClient
 from fitness.v1 import user_pb2, user_pb2_grpc
@@ -57,20 +56,6 @@ class Samples:
                 self.latencies[label].extend(values)
             for label, count in errors.items():
                 self.errors[label] += count
-
-
-def free_ports(count: int) -> list[int]:
-    """Return ``count`` distinct ports that were free a moment ago."""
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def make_stack(data_dir: Path, workers: int, server_threads: int) -> LocalStack:

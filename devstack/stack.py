@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -63,11 +64,47 @@ class Replica:
         return f"127.0.0.1:{self.grpc_port}"
 
 
+# Ports handed out by this process, so two replicas never get the same one.
+_HANDED_OUT: set[int] = set()
+_EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+# How many ports below the kernel's ephemeral range a local stack picks from.
+_PORT_POOL_SIZE = 12_000
+
+
+def _ports_outside_ephemeral_range() -> range:
+    """Return the ports just below the range the kernel gives outgoing connections."""
+    try:
+        low = int(_EPHEMERAL_RANGE_FILE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768  # Linux's default
+    return range(max(1024, low - _PORT_POOL_SIZE), low)
+
+
 def free_port() -> int:
-    """Return a TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """Return a TCP port nobody listens on right now, and that no outgoing connection can take.
+
+    A port from ``bind(0)`` comes from the ephemeral range, so between this check and the
+    server's own bind, any outgoing connection on the machine may take it, and the replica
+    then exits at start (seen in CI). Ports below that range are only ever taken on purpose.
+    """
+    pool = _ports_outside_ephemeral_range()
+    for _ in range(1000):
+        port = random.choice(pool)
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind((LOOPBACK, port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
+    raise RuntimeError(f"no free port in {pool.start}-{pool.stop - 1}")
+
+
+def free_ports(count: int) -> list[int]:
+    """Return ``count`` distinct free ports (see ``free_port``)."""
+    return [free_port() for _ in range(count)]
 
 
 def docstore_replicas(pg_port: int = 0, port: int = 0) -> list[Replica]:
@@ -301,7 +338,7 @@ class LocalStack:
         while time.monotonic() < deadline:
             process = self.processes.get(replica.name)
             if process is not None and process.poll() is not None:
-                raise RuntimeError(f"{replica.name} exited; see {self.log_path(replica.name)}")
+                raise RuntimeError(self._exit_report(replica.name))
             if replica.service == DOCSTORE_PG:
                 ready = self.postgres(replica).is_ready()
             elif replica.service in REDIS_KINDS:
@@ -312,6 +349,15 @@ class LocalStack:
                 return
             time.sleep(0.1)
         raise TimeoutError(f"{replica.name} not ready after {timeout}s")
+
+    def _exit_report(self, name: str, lines: int = 20) -> str:
+        """Say that ``name`` exited, with the end of its log (CI keeps no log files)."""
+        path = self.log_path(name)
+        try:
+            tail = path.read_text(errors="replace").splitlines()[-lines:]
+        except OSError:
+            tail = []
+        return "\n".join([f"{name} exited; the end of {path}:", *tail])
 
     def _redis_ready(self, replica: Replica) -> bool:
         try:
