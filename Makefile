@@ -25,11 +25,11 @@ tools: install
 secrets: install
 	$(PY) -m deploy.make_secrets
 
-# tests/test_live_page.py drives the Debian chromium in headless mode.
+# tests/live/test_live_page.py drives the Debian chromium in headless mode.
 browser:
-	@command -v chromium >/dev/null || { [ "$$(id -u)" -eq 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } || echo "chromium is missing: tests/test_live_page.py will skip (as root: apt-get install -y chromium)"
+	@command -v chromium >/dev/null || { [ "$$(id -u)" -eq 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } || echo "chromium is missing: tests/live/test_live_page.py will skip (as root: apt-get install -y chromium)"
 
-# PostgreSQL for tests/test_failover_postgres.py, nginx for tests/test_deploy_files.py.
+# PostgreSQL for tests/deployment/test_failover_postgres.py, nginx for tests/deployment/test_deploy_files.py.
 servers:
 	@{ ls /usr/lib/postgresql/*/bin/initdb && test -x /usr/sbin/nginx; } >/dev/null 2>&1 || { [ "$$(id -u)" -eq 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql nginx; } || echo "postgresql/nginx missing: their tests will skip"
 
@@ -41,14 +41,14 @@ test-fast: install
 	$(PY) -m pytest tests/unit
 
 # The hardening suites: each starts its own stack on free ports, prints its figures and saves
-# them in bench/results/; the last step writes the results table into the README. ~20 minutes.
+# them in bench/results/; the last step writes the results table into docs/hardening.md. ~20 minutes.
 bench: install tools servers
-	$(PY) bench/faults.py
-	$(PY) bench/load_knee.py
-	$(PY) bench/api_fuzz.py
-	$(PY) bench/ws_fuzz.py
-	$(PY) bench/security_probe.py
-	$(PY) bench/results.py
+	$(PY) -m bench.faults
+	$(PY) -m bench.load_knee
+	$(PY) -m bench.api_fuzz
+	$(PY) -m bench.ws_fuzz
+	$(PY) -m bench.security_probe
+	$(PY) -m bench.results
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -3,7 +3,7 @@
 Request bodies come from the services' pydantic models (``bodies``), so the document follows
 what they accept; answers are described in ``schemas``, ``operations`` and ``goals`` (the goal
 writes the gateway runs as sagas), with what they share in ``components``, and checked against
-the running services and a gateway by ``tests/test_openapi.py``. After changing the API run
+the running services and a gateway by ``tests/project/test_openapi.py``. After changing the API run
 ``python -m apidocs``: it rewrites ``gateway/openapi.json``, which the gateway serves
 without importing this package or the services, and ``docs/postman_collection.json``
 (``postman``). A test fails while either is stale.

@@ -14,8 +14,8 @@ starts from the same history. At each size, on both activity replicas:
 
 At the largest size it also times the ETL's extract of every session (the ETL's own source).
 
-    .venv/bin/python bench/activity_store.py                        # 10k, 100k, 1M
-    .venv/bin/python bench/activity_store.py --sizes 10000,50000 --samples 50
+    .venv/bin/python -m bench.activity_store                        # 10k, 100k, 1M
+    .venv/bin/python -m bench.activity_store --sizes 10000,50000 --samples 50
 """
 
 from __future__ import annotations
@@ -34,22 +34,22 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
-from http_throughput import counting_start, percentile
 
-from devstack.stack import LocalStack, Replica, free_port
+from bench.harness.client import bearer
+from bench.harness.seeding import counting_start, jwt_secret, new_accounts
+from bench.harness.stats import p50_p99
+from devstack.stack import LocalStack
 from etl.sources import MongoSource, Watermark
-from fitness import auth, mongo
+from fitness import mongo
+from tests.support.stack import make_replicas
 
 INSERT_BATCH = 2_000
 PAGE = 20
 
 
 def make_stack(data_dir: Path) -> LocalStack:
-    replicas = [
-        Replica(service, f"{service}-{n}", free_port(), free_port())
-        for service in ("user_service", "activity_service")
-        for n in (1, 2)
-    ]
+    """Return two replicas of each service (and the document store) on free ports."""
+    replicas = make_replicas(2)
     env = {"FITNESS_LOG_LEVEL": "WARNING", "FITNESS_ENV": "development", "FITNESS_MONGO_URL": ""}
     return LocalStack(data_dir, replicas, extra_env=env)
 
@@ -99,7 +99,7 @@ class Bench:
         self.stack = stack
         self.own = own
         self.urls = [r.url for r in stack.replicas_of("activity_service")]
-        self.secret = (stack.data_dir / "secrets" / "jwt_secret").read_text().strip()
+        self.secret = jwt_secret(stack)
         self.db = mongo.connect(stack.mongo_url, "activity")
         self.tokens: dict[str, str] = {}
         self.users: list[str] = []
@@ -108,19 +108,12 @@ class Bench:
     def fresh_users(self, count: int = 8) -> None:
         """Measure as ``count`` new users, each with ``own`` ended sessions already."""
         user_url = self.stack.replicas_of("user_service")[0].url
-        self.users = [self._register(user_url) for _ in range(count)]
-        self.tokens.update({u: auth.issue_token(u, self.secret, 3600) for u in self.users})
+        accounts = new_accounts(user_url, count, self.secret)
+        self.users = [account.user_id for account in accounts]
+        self.tokens.update({account.user_id: account.token for account in accounts})
         now = dt.datetime.now(dt.UTC)
         history = [session_doc(n, user, now) for user in self.users for n in range(self.own)]
         self.db["sessions"].insert_many(history)
-
-    @staticmethod
-    def _register(user_url: str) -> str:
-        name = "b" + uuid.uuid4().hex[:12]
-        body = {"username": name, "email": f"{name}@example.com", "password": "x" * 12}
-        response = requests.post(f"{user_url}/users/register", json=body, timeout=30)
-        response.raise_for_status()
-        return response.json()["user_id"]
 
     @property
     def http(self) -> requests.Session:
@@ -132,7 +125,7 @@ class Bench:
         self, method: str, url: str, user: str, body: dict | None = None
     ) -> tuple[float, dict]:
         """Send one request; return its latency in ms and its answer (raise unless 2xx)."""
-        headers = {"Authorization": f"Bearer {self.tokens[user]}"}
+        headers = bearer(self.tokens[user])
         began = time.perf_counter()
         response = self.http.request(method, url, json=body, headers=headers, timeout=30)
         took = (time.perf_counter() - began) * 1000
@@ -212,8 +205,7 @@ def report(size: int, found: dict[str, list[float]], rates: dict[str, float]) ->
     print(f"\n{size:,} stored sessions of other users")
     print(f"  {'operation':<26} {'p50 ms':>8} {'p99 ms':>8}")
     for name, values in found.items():
-        ordered = sorted(values)
-        p50, p99 = percentile(ordered, 0.5), percentile(ordered, 0.99)
+        p50, p99 = p50_p99(values)
         print(f"  {name:<26} {p50:>8.1f} {p99:>8.1f}")
     for name, rate in rates.items():
         print(f"  mixed load, {name:<14} {rate:>8.0f} ops/s")

@@ -3,14 +3,14 @@
 Starts a private stack (two replicas of each service, the state Redis, two gateways; embedded
 stores in a temporary directory, free ports), registers a user with a goal and a workout, then
 runs the schemathesis CLI twice against the first gateway: as that user (path ids aimed at its
-own records, see ``tests/fuzz_hooks.py``) and without a token. Checks on every response: no
+own records, see ``tests/support/fuzz_hooks.py``) and without a token. Checks on every response: no
 5xx, status code documented, body and headers as the spec says, content type as documented;
 every 4xx must carry a JSON ``error`` body. Afterwards every stored record (users and goals in
 SQLite, workouts, goal copies and group sessions in the embedded MongoDB) is checked against
 the domain rules: "lost" counts records that break one. Saves the rows as the ``fuzz`` suite.
 
-    .venv/bin/python bench/api_fuzz.py                    # >= 10,000 requests, ~8-10 min
-    .venv/bin/python bench/api_fuzz.py --examples 50      # a short run
+    .venv/bin/python -m bench.api_fuzz                    # >= 10,000 requests, ~8-10 min
+    .venv/bin/python -m bench.api_fuzz --examples 50      # a short run
 """
 
 from __future__ import annotations
@@ -20,10 +20,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-import fuzz_api
-from results import Row, Suite, save
+from bench.harness.results import Row, Suite, command_line, save
+from tests.support import fuzz_api
 
 MIN_REQUESTS = 10_000
 
@@ -77,8 +75,7 @@ def main() -> None:
     total = sum(outcome.generated for outcome in campaign.runs.values())
     if total < MIN_REQUESTS:
         print(f"note: {total} generated requests, fewer than {MIN_REQUESTS}; raise --examples")
-    command = "python bench/api_fuzz.py " + " ".join(sys.argv[1:])
-    save(Suite("fuzz", command.strip(), rows(campaign)))
+    save(Suite("fuzz", command_line("bench.api_fuzz", sys.argv[1:]), rows(campaign)))
 
 
 if __name__ == "__main__":

@@ -14,8 +14,8 @@ query there decodes the whole collection, so each extract batch costs a full sca
 Prints rows/s per phase, CPU per session, and peak memory (RSS of this process; PostgreSQL's
 own memory is not included). Run from the repository root:
 
-    .venv/bin/python bench/etl_throughput.py            # 1,000,000 sessions, 20,000 extracted
-    .venv/bin/python bench/etl_throughput.py --sessions 200000 --extract-docs 5000
+    .venv/bin/python -m bench.etl_throughput            # 1,000,000 sessions, 20,000 extracted
+    .venv/bin/python -m bench.etl_throughput --sessions 200000 --extract-docs 5000
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ every acknowledged write. Each scenario becomes one row of ``bench/results/fault
 requests sent, succeeded, failed with a clear error, failed otherwise, and writes lost (must
 be 0). Every scenario restores what it broke, so the next one starts from a healthy stack.
 
-    .venv/bin/python bench/faults.py                      # every scenario, ~8 minutes
-    .venv/bin/python bench/faults.py --only kill-gateway,net-reset --seconds 30
+    .venv/bin/python -m bench.faults                      # every scenario, ~8 minutes
+    .venv/bin/python -m bench.faults --only kill-gateway,net-reset --seconds 30
 """
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from faults_stack import FaultStack
-from mixed_load import MixedLoad, make_users
-from results import Row, Suite, save
+from bench.faults_stack import FaultStack
+from bench.harness.results import Row, Suite, command_line, save
+from bench.harness.seeding import new_accounts
+from bench.mixed_load import MixedLoad
 
 DOWN_SECONDS = 5.0  # how long a killed process stays down before it is restarted
 NET_FAULT_SECONDS = 8.0
@@ -184,7 +185,7 @@ def main(argv: list[str] | None = None) -> None:
             started = time.monotonic()
             fs.start()
             print(f"stack up in {time.monotonic() - started:.0f} s", flush=True)
-            users = make_users(fs.gateways, 40)
+            users = new_accounts(fs.gateways[0], 40)
             for scenario in chosen:
                 if scenario.name == "kill-postgres" and fs.cluster is None:
                     print(f"skipping {scenario.name}: {fs.postgres_skipped}", flush=True)
@@ -195,8 +196,8 @@ def main(argv: list[str] | None = None) -> None:
                 rows.append(row)
         finally:
             fs.stop()
-    command = "python bench/faults.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    save(Suite("faults", command.strip(), rows))
+    command = command_line("bench.faults", argv if argv is not None else sys.argv[1:])
+    save(Suite("faults", command, rows))
 
 
 if __name__ == "__main__":

@@ -1,10 +1,11 @@
 """The private stack the fault suite runs on, and the faults it can inject.
 
 Two replicas per service, two gateways, three cache Redis servers, the state Redis as deployed
-(primary + replica + three Sentinels, ``tests/redis_ha.py``), the user database on a 3-node
-PostgreSQL streaming cluster when the Debian server binaries are there (``tests/pg_cluster.py``;
-else SQLite), and a TCP fault proxy (``tests/faultproxy.py``) between the gateways and
-user_service-2's HTTP port. Every port is free and every file is in one temporary directory.
+(primary + replica + three Sentinels, ``tests/support/redis_ha.py``), the user database on a
+3-node PostgreSQL streaming cluster when the Debian server binaries are there
+(``tests/support/pg_cluster.py``; else SQLite), and a TCP fault proxy
+(``tests/support/faultproxy.py``) between the gateways and user_service-2's HTTP port. Every
+port is free and every file is in one temporary directory.
 """
 
 from __future__ import annotations
@@ -12,19 +13,14 @@ from __future__ import annotations
 import glob
 import os
 import signal
-import sys
 import time
 from pathlib import Path
 
 import requests
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-from faultproxy import FaultProxy
-from http_throughput import free_ports
-from redis_ha import RedisHA
-
-from devstack.stack import REDIS, LocalStack, Replica
+from devstack.stack import REDIS, LocalStack, Replica, free_ports
+from tests.support.faultproxy import FaultProxy
+from tests.support.redis_ha import RedisHA
 
 PG_BINARIES = "/usr/lib/postgresql/*/bin/initdb"
 
@@ -48,7 +44,7 @@ class FaultStack:
         self.postgres_skipped = ""
         pg = sorted(glob.glob(PG_BINARIES))
         if use_postgres and pg:
-            from pg_cluster import Cluster
+            from tests.support.pg_cluster import Cluster
 
             self.cluster = Cluster(Path(pg[-1]).parent, [next(ports) for _ in range(3)])
         elif use_postgres:

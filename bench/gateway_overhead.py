@@ -17,8 +17,8 @@ virtual client keeps one connection per host, so the direct target gets the very
 run talks to one host only. Run from the repository root (as root it installs Debian's nginx
 with apt-get if it is missing):
 
-    .venv/bin/python bench/gateway_overhead.py                 # 10 s per run, 32 connections
-    .venv/bin/python bench/gateway_overhead.py --cache         # gateway with 3 Redis cache shards
+    .venv/bin/python -m bench.gateway_overhead                 # 10 s per run, 32 connections
+    .venv/bin/python -m bench.gateway_overhead --cache         # gateway with 3 Redis cache shards
 """
 
 from __future__ import annotations
@@ -41,17 +41,19 @@ from pathlib import Path
 
 import redis
 import requests
-from http_throughput import free_ports, percentile, seed
 
 import gateway
-from devstack.stack import LocalStack, Replica
+from bench.harness.cpu import cpu_by_group, machine_busy_seconds, warn_if_others_busy
+from bench.harness.results import command_line
+from bench.harness.seeding import seed_user
+from bench.harness.stats import percentile_ms
+from devstack.stack import LocalStack, Replica, free_ports
 
 REQUEST_TIMEOUT_SECONDS = 10.0
 DRAIN_SECONDS = 10.0  # open loop: how long scheduled requests may still finish after the run
 READY_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 10.0
 REDIS_SHARDS = 3
-NOISY_OTHER_CPU = 0.15  # share of one core used by processes outside the benchmark
 TARGETS = ("direct", "gateway", "nginx")
 MIX = (  # label, path template, service that answers it
     ("GET /users/{id}/statistics", "/users/{user}/statistics", "activity"),
@@ -113,7 +115,7 @@ class Result:
 
     def ms(self, fraction: float, values: list[float] | None = None) -> float:
         """Return a percentile of the latencies (or of ``values``) in milliseconds."""
-        return percentile(self.latencies if values is None else values, fraction) * 1000
+        return percentile_ms(self.latencies if values is None else values, fraction)
 
 
 class Connection:
@@ -242,29 +244,6 @@ async def cpu_between(groups: dict[str, int], begin: float, end: float) -> dict[
     used["client"] = time.process_time() - client
     used["other"] = machine_busy_seconds() - busy - sum(used.values())
     return used
-
-
-def machine_busy_seconds() -> float:
-    """Return the CPU seconds every CPU of the machine has spent busy since boot."""
-    user, nice, system, _idle, _iowait, irq, softirq = Path("/proc/stat").read_text().split()[1:8]
-    busy = int(user) + int(nice) + int(system) + int(irq) + int(softirq)
-    return busy / os.sysconf("SC_CLK_TCK")
-
-
-def cpu_by_group(groups: dict[str, int]) -> dict[str, float]:
-    """Return the CPU seconds (user + system) used so far by each process group, by name."""
-    names = {leader: name for name, leader in groups.items()}
-    totals = dict.fromkeys(groups, 0.0)
-    tick = os.sysconf("SC_CLK_TCK")
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:  # fields after "(comm)": state ppid pgrp ... utime(12th) stime(13th)
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # the process ended meanwhile
-        name = names.get(int(fields[2]))
-        if name is not None:
-            totals[name] += (int(fields[11]) + int(fields[12])) / tick
-    return totals
 
 
 def build_mix(addresses: dict[str, Address], user_id: str, goal_id: str, token: str):
@@ -400,20 +379,10 @@ def make_stack(data_dir: Path, ports: list[int], args, cache_urls: list[str]) ->
     return LocalStack(data_dir, replicas=replicas, extra_env=env)
 
 
-def seed_user(stack: LocalStack) -> tuple[str, str, str]:
-    """Seed the dataset; return (user id, token, one goal id)."""
-    user_url = stack.replicas_of("user_service")[0].url
-    user_id, token = seed(stack)
-    auth = {"Authorization": f"Bearer {token}"}
-    goals = requests.get(f"{user_url}/users/{user_id}/goals", headers=auth, timeout=10)
-    goals.raise_for_status()
-    return user_id, token, goals.json()["goals"][0]["goal_id"]
-
-
 def print_config(args, nginx: str, cache_urls: list[str]) -> None:
     """Print what is being compared and how."""
     version = subprocess.run([nginx, "-v"], capture_output=True, text=True).stderr.strip()
-    print(f"command: {shlex.join([sys.executable, *sys.argv])}")
+    print(f"command: {command_line('bench.gateway_overhead', sys.argv[1:], sys.executable)}")
     print(
         f"every process: gunicorn gthread {args.workers} worker(s) x {args.threads} threads, "
         f"log level {args.log_level}; nginx ({version}) {args.workers} worker(s), upstream "
@@ -477,7 +446,9 @@ def run_benchmark(args, nginx: str, tmp: Path, processes: dict) -> None:
         upstreams = {"user": ("127.0.0.1", ports[0]), "activity": ("127.0.0.1", ports[2])}
         processes["nginx"] = start_nginx(nginx, ports[5], upstreams, args.workers, tmp)
         groups.update({name: process.pid for name, process in processes.items()})
-        user_id, token, goal_id = seed_user(stack)
+        account, goal_ids = seed_user(stack)
+        # The newest goal, which the goal list shows first: the one this bench has always read.
+        user_id, token, goal_id = account.user_id, account.token, goal_ids[-1]
         proxies = {"gateway": ("127.0.0.1", ports[4]), "nginx": ("127.0.0.1", ports[5])}
         addresses = {"direct": upstreams}
         addresses.update({name: dict.fromkeys(upstreams, a) for name, a in proxies.items()})
@@ -516,11 +487,7 @@ def run_phases(args, mixes: dict[str, list[Request]], groups: dict[str, int]) ->
 def warn_if_noisy(results: list[Result]) -> None:
     """Say so when processes outside the benchmark used a noticeable share of the CPUs."""
     other = max(result.cpu["other"] / result.seconds for result in results)
-    if other > NOISY_OTHER_CPU:
-        print(
-            f"\nWARNING: other processes used up to {other:.0%} of a core during a run; "
-            "these figures are skewed. Repeat on a quiet machine."
-        )
+    warn_if_others_busy(other, "a run", lead="\n")
 
 
 def main() -> None:

@@ -2,11 +2,13 @@
 
 Starts one user replica (free ports, temporary directory), registers a user, then sends
 ``--calls`` sequential GetUser calls on one channel and prints p50/p99, so the cost of mutual
-TLS per call can be set beside plaintext: with ``--plaintext`` and ``PYTHONPATH`` at a checkout
-from before ``fitness/mtls.py``, the same script measures the servers as they were.
+TLS per call can be set beside plaintext: with ``--plaintext``, run in a checkout from before
+``fitness/mtls.py`` with ``PYTHONPATH`` at this one, the same script measures the servers as
+they were (the checkout's code comes first on the path, this bench package from here).
 
-    .venv/bin/python bench/grpc_latency.py
-    PYTHONPATH=/tmp/old .venv/bin/python bench/grpc_latency.py --plaintext
+    .venv/bin/python -m bench.grpc_latency
+    cd /tmp/old  # then, with $OLDPWD the repository root:
+    PYTHONPATH=$OLDPWD $OLDPWD/.venv/bin/python -m bench.grpc_latency --plaintext
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ import uuid
 from pathlib import Path
 
 import grpc
-from http_throughput import percentile
 
+from bench.harness.stats import p50_p99
 from devstack.stack import LocalStack, Replica, free_port
 from fitness.v1 import user_pb2, user_pb2_grpc
 
@@ -63,8 +65,7 @@ def main() -> None:
                 began = time.perf_counter()
                 stub.GetUser(call, timeout=5)
                 took.append((time.perf_counter() - began) * 1000)
-            took.sort()
-            p50, p99 = percentile(took, 0.5), percentile(took, 0.99)
+            p50, p99 = p50_p99(took)
             print(f"GetUser over {kind}, {args.calls} calls: p50 {p50:.3f} ms, p99 {p99:.3f} ms")
         finally:
             stack.stop()

@@ -10,7 +10,7 @@ while another user's statistics are read by ``--readers`` clients every 0.1 s. I
   gunicorn master, worker, and file-reading process), sampled every 0.1 s;
 - the reads' p99 idle and during the job (target: at most 2x idle).
 
-    .venv/bin/python bench/import_archive.py [--activities 300] [--minutes 30]
+    .venv/bin/python -m bench.import_archive [--activities 300] [--minutes 30]
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import io
-import sys
 import tempfile
 import threading
 import time
@@ -27,13 +26,11 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 import psutil
-import requests
-from import_file import MAKERS, p99_while
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))  # the stack helpers the tests use
-
-from conftest import GatewayApi, gateway_tier, make_replicas, running  # noqa: E402
+from bench.harness.client import get_json
+from bench.harness.seeding import new_account
+from bench.import_file import MAKERS, add_reader_options, another_users_p99, upload
+from tests.support.stack import gateway_tier, make_replicas, running
 
 CACHE = Path.home() / ".cache" / "fitness-bench"
 
@@ -84,8 +81,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--activities", type=int, default=300)
     parser.add_argument("--minutes", type=float, default=30)
-    parser.add_argument("--readers", type=int, default=4)
-    parser.add_argument("--idle-seconds", type=float, default=10)
+    add_reader_options(parser)
     args = parser.parse_args()
 
     data = archive(args.activities, args.minutes)
@@ -95,21 +91,14 @@ def main() -> None:
     )
     replicas = [*make_replicas(2), *gateway_tier(1)]
     with tempfile.TemporaryDirectory() as tmp, running(Path(tmp), replicas, {}) as stack:
-        api = GatewayApi(stack)
-        user_id, token = api.new_user()
+        gateway = stack.replicas_of("gateway")[0].url
+        user = new_account(gateway)
         pids = {r.name: stack.processes[r.name].pid for r in stack.replicas_of("activity_service")}
 
         def run_job() -> float:
             started = time.perf_counter()
-            queued = requests.post(
-                f"{api.user_url}/users/{user_id}/imports",
-                files={"file": ("history.zip", data)},
-                headers={"Authorization": f"Bearer {token}"},
-                timeout=120,
-            )
-            queued.raise_for_status()
-            status = f"{api.user_url}{queued.json()['status_url']}"
-            while (job := api.get(status, token).json())["state"] not in ("done", "failed"):
+            status = gateway + upload(gateway, user, "history.zip", data)["status_url"]
+            while (job := get_json(status, user.token))["state"] not in ("done", "failed"):
                 time.sleep(0.2)
             assert job["imported"] == args.activities, job
             return time.perf_counter() - started
@@ -124,8 +113,8 @@ def main() -> None:
                     stop.set()
                 return seconds, memory.result()
 
-        idle, _ = p99_while(api, args.readers, lambda: time.sleep(args.idle_seconds))
-        busy, (seconds, peaks) = p99_while(api, args.readers, run_job_watching_memory)
+        idle, _ = another_users_p99(gateway, args.readers, lambda: time.sleep(args.idle_seconds))
+        busy, (seconds, peaks) = another_users_p99(gateway, args.readers, run_job_watching_memory)
     print(f"job: {args.activities / seconds:.1f} activities/s ({seconds:.1f} s, 202 to done)")
     for name, peak in peaks.items():
         print(f"peak memory of {name} (all its processes): {peak / 2**20:.0f} MiB")

@@ -10,29 +10,26 @@ It prints activities/s for each, and the p99 of another user's statistics reads 
 clients, open loop) idle and while the files import (target of issue 18: at most 2x idle).
 The archive benchmark of issue 18 (2,000 activities as a job) builds on this once jobs exist.
 
-    .venv/bin/python bench/import_file.py
+    .venv/bin/python -m bench.import_file
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import statistics
-import sys
 import tempfile
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
-import requests
-from login_burst import read_latencies
+from bench.harness import client
+from bench.harness.readers import p99_while
+from bench.harness.seeding import Account, new_account
+from tests.support import activity_files as files
+from tests.support.stack import gateway_tier, make_replicas, running
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))  # the stack helpers and file makers the tests use
-
-import activity_files as files  # noqa: E402
-from conftest import GatewayApi, gateway_tier, make_replicas, running  # noqa: E402
+T = TypeVar("T")
 
 MAKERS = (("gpx", files.gpx), ("tcx", files.tcx), ("fit", files.fit))
 
@@ -55,30 +52,23 @@ def track_files(count: int, minutes: float) -> list[tuple[str, bytes]]:
     return made
 
 
-def upload(api: GatewayApi, user_id: str, token: str, name: str, data: bytes) -> dict:
-    answer = requests.post(
-        f"{api.user_url}/users/{user_id}/imports",
-        files={"file": (name, data)},
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=120,
-    )
-    answer.raise_for_status()
-    return answer.json()
+def upload(gateway: str, user: Account, name: str, data: bytes) -> dict:
+    """Import one file as ``user``; return the answer (a summary, or a job to follow)."""
+    return client.upload(f"{gateway}/users/{user.user_id}/imports", name, data, user.token)
 
 
-def p99_while(api: GatewayApi, readers: int, during) -> tuple[float, object]:
+def another_users_p99(gateway: str, readers: int, during: Callable[[], T]) -> tuple[float, T]:
     """Return the p99 (ms) of another user's statistics reads while ``during()`` runs."""
-    user_id, token = api.new_user()
-    url = f"{api.user_url}/users/{user_id}/statistics"
-    stop = threading.Event()
-    with ThreadPoolExecutor(readers) as pool:
-        started = [pool.submit(read_latencies, url, token, 0.1, stop) for _ in range(readers)]
-        try:
-            result = during()
-        finally:
-            stop.set()
-        samples = [t for reader in started for t in reader.result()]
-    return statistics.quantiles(samples, n=100)[98] * 1000, result
+    reader = new_account(gateway)
+    url = f"{gateway}/users/{reader.user_id}/statistics"
+    p99, result = p99_while(url, reader.token, readers, 0.1, during)
+    return p99 * 1000, result
+
+
+def add_reader_options(parser: argparse.ArgumentParser) -> None:
+    """Add the options of the reads timed meanwhile: another user's statistics."""
+    parser.add_argument("--readers", type=int, default=4)
+    parser.add_argument("--idle-seconds", type=float, default=10)
 
 
 def main() -> None:
@@ -86,8 +76,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1000)
     parser.add_argument("--files", type=int, default=30)
     parser.add_argument("--minutes", type=float, default=60)
-    parser.add_argument("--readers", type=int, default=4)
-    parser.add_argument("--idle-seconds", type=float, default=10)
+    add_reader_options(parser)
     args = parser.parse_args()
 
     tracks = track_files(args.files, args.minutes)
@@ -97,24 +86,24 @@ def main() -> None:
     print(f"a CSV of {args.rows} rows")
     replicas = [*make_replicas(2), *gateway_tier(1)]
     with tempfile.TemporaryDirectory() as tmp, running(Path(tmp), replicas, {}) as stack:
-        api = GatewayApi(stack)
-        user_id, token = api.new_user()
-        idle, _ = p99_while(api, args.readers, lambda: time.sleep(args.idle_seconds))
+        gateway = stack.replicas_of("gateway")[0].url
+        user = new_account(gateway)
+        idle, _ = another_users_p99(gateway, args.readers, lambda: time.sleep(args.idle_seconds))
 
         def import_csv() -> float:
             started = time.perf_counter()
-            summary = upload(api, user_id, token, "history.csv", table)
+            summary = upload(gateway, user, "history.csv", table)
             assert summary["imported"] == args.rows, summary
             return time.perf_counter() - started
 
         def import_tracks() -> float:
             started = time.perf_counter()
             for name, data in tracks:
-                assert upload(api, user_id, token, name, data)["imported"] == 1, name
+                assert upload(gateway, user, name, data)["imported"] == 1, name
             return time.perf_counter() - started
 
-        csv_p99, csv_seconds = p99_while(api, args.readers, import_csv)
-        tracks_p99, tracks_seconds = p99_while(api, args.readers, import_tracks)
+        csv_p99, csv_seconds = another_users_p99(gateway, args.readers, import_csv)
+        tracks_p99, tracks_seconds = another_users_p99(gateway, args.readers, import_tracks)
     print(f"CSV:    {args.rows / csv_seconds:7.1f} activities/s ({csv_seconds:.1f} s)")
     print(f"tracks: {args.files / tracks_seconds:7.1f} activities/s ({tracks_seconds:.1f} s)")
     print(

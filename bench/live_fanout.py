@@ -11,7 +11,7 @@ send time and every receiver (the sender included) records receive time - send t
 Under the table, each scenario's bursts (one per message sent): the slowest delivery of each;
 the gateways' own share, from the event's arrival from Redis to the last socket write
 returning, as each gateway's ``/status`` reports it; and the client processes' garbage
-collection pauses (see ``live_clients._freeze_heap``).
+collection pauses (see ``bench.live_clients._freeze_heap``).
 
 Users are synthetic: the socket layer only verifies the JWT, so tokens are minted with the
 stack's own secret for made-up user ids. Sessions are created and their members recorded with
@@ -20,7 +20,7 @@ back); ``--announce-joins`` makes every join broadcast ``participant_joined`` in
 deliveries in one session). Both gateways are restarted before each scenario so that memory
 (RSS of the gateway workers, /proc) and CPU figures start clean. Run from the repository root:
 
-    .venv/bin/python bench/live_fanout.py --sizes 1000,2000,5000 --find-max
+    .venv/bin/python -m bench.live_fanout --sizes 1000,2000,5000 --find-max
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ import math
 import os
 import platform
 import resource
-import shlex
 import sys
 import tempfile
 import time
@@ -43,19 +42,21 @@ from pathlib import Path
 import aiohttp
 import picows
 import requests
-from gateway_overhead import cpu_by_group, machine_busy_seconds
-from http_throughput import free_ports, percentile
-from live_clients import Clients
 
 import gateway
-from devstack.stack import STATE_REDIS, LocalStack, Replica
-from fitness.auth import issue_token
+from bench.harness.cpu import cpu_by_group, machine_busy_seconds, warn_if_others_busy
+from bench.harness.results import command_line
+from bench.harness.seeding import jwt_secret, token_for
+from bench.harness.stats import percentile
+from bench.harness.stats import percentile_ms as ms
+from bench.live_clients import Clients
+from devstack.stack import STATE_REDIS, LocalStack
 from gateway.live.store import LiveStore
+from tests.support.stack import gateway_tier, make_replicas
 
 GATEWAYS = 2
 TARGET_P99_SECONDS = 0.2
-TOKEN_TTL_SECONDS = 3600
-NOISY_OTHER_CPU = 0.15  # share of one core used by processes outside the benchmark
+LIVE_TTL_SECONDS = 3600  # how long the live store keeps a session's records
 DRAIN_SECONDS = 3.0  # after the last send, time for deliveries still under way
 SERVICES = ("user_service", "activity_service")
 COLUMNS = (  # title, width
@@ -78,10 +79,7 @@ COLUMNS = (  # title, width
 
 def make_stack(data_dir: Path) -> LocalStack:
     """Return one replica per service, the state Redis and two gateways, on free ports."""
-    ports = iter(free_ports(2 * len(SERVICES) + 1 + GATEWAYS))
-    replicas = [Replica(s, f"{s}-1", next(ports), next(ports)) for s in SERVICES]
-    replicas.append(Replica(STATE_REDIS, "state-redis", next(ports), 0))
-    replicas += [Replica("gateway", f"gateway-{n}", next(ports), 0) for n in range(1, 3)]
+    replicas = [*make_replicas(1), *gateway_tier(GATEWAYS)]
     env = {"FITNESS_LOG_LEVEL": "WARNING", "FITNESS_ENV": "development"}
     # The stack's own stores in the temporary directory, whatever the caller's shell has set.
     env.update(FITNESS_DATABASE_URL="", FITNESS_MONGO_URL="")
@@ -165,9 +163,9 @@ class Bench:
 
     def start(self) -> None:
         self.stack.start()
-        self.secret = (self.stack.data_dir / "secrets" / "jwt_secret").read_text().strip()
+        self.secret = jwt_secret(self.stack)
         client = self.stack.redis_client(self.stack.replicas_of(STATE_REDIS)[0], socket_timeout=10)
-        self.store = LiveStore(client, TOKEN_TTL_SECONDS, gateway.DEFAULTS["LIVE_MAX_EVENTS"])
+        self.store = LiveStore(client, LIVE_TTL_SECONDS, gateway.DEFAULTS["LIVE_MAX_EVENTS"])
 
     def run(self, n: int, size: int) -> dict:
         """Connect ``n`` sockets in sessions of ``size``, broadcast, print and return figures."""
@@ -188,7 +186,7 @@ class Bench:
     def _phases(self, clients: Clients, layout: Layout) -> dict:
         args, gateways = self.args, self.stack.replicas_of("gateway")
         urls = [f"ws://127.0.0.1:{r.http_port}/ws" for r in gateways]
-        token = partial(issue_token, secret=self.secret, ttl_seconds=TOKEN_TTL_SECONDS)
+        token = partial(token_for, secret=self.secret)
         plans = [
             [(urls[i % GATEWAYS], token(layout.users[i])) for i in m] for m in layout.per_client
         ]
@@ -266,12 +264,8 @@ def measure_cpu(groups: dict[str, int], begin: float, end: float) -> dict[str, f
 # --- reporting -----------------------------------------------------------------------------
 
 
-def ms(values: list[float], fraction: float) -> float:
-    return percentile(values, fraction) * 1000
-
-
 def print_header(args) -> None:
-    print(f"command: {shlex.join([sys.executable, *sys.argv])}")
+    print(f"command: {command_line('bench.live_fanout', sys.argv[1:], sys.executable)}")
     print(
         f"machine: {os.cpu_count()} CPUs, load average before start {os.getloadavg()[0]:.2f}; "
         f"{platform.python_implementation()} {platform.python_version()}; client "
@@ -367,11 +361,7 @@ def find_max(bench: Bench, ones: dict[int, dict]) -> None:
 def warn_if_noisy(results: list[dict]) -> None:
     """Say so when processes outside the benchmark used a noticeable share of the CPUs."""
     other = max((r["cpu"]["other"] for r in results), default=0.0)
-    if other > NOISY_OTHER_CPU:
-        print(
-            f"WARNING: other processes used up to {other:.0%} of a core during a broadcast; "
-            "these figures are skewed. Repeat on a quiet machine."
-        )
+    warn_if_others_busy(other, "a broadcast")
 
 
 def parse_args() -> argparse.Namespace:

@@ -4,7 +4,7 @@ Starts a private stack (2 replicas of each service, the state Redis, cache Redis
 gateways; embedded stores in a temporary directory, free ports), seeds accounts, then for each
 rate in ``--rates`` runs locust (as a library, in this process) with as many users of each kind
 as the rate needs: every user issues one operation per ``--pacing`` seconds on a fixed grid
-(open loop, see ``bench/load/locustfile.py``), so users x requests per operation / pacing is
+(open loop, see ``bench.load.locustfile``), so users x requests per operation / pacing is
 the offered rate whatever the latency. Each step: ``--warmup`` seconds, then ``--seconds``
 measured (requests *started* in that window count, even if they finish after it).
 
@@ -15,8 +15,8 @@ planned one; the knee is the highest passing rate, reported with the next (faili
 end every acknowledged write (registrations, ended workouts, goal sagas answered 201/202; or
 ``--verify-sample`` of each kind) is read back from the services; ``lost`` must be 0.
 
-    .venv/bin/python bench/load_knee.py                      # the default run, ~9 minutes
-    .venv/bin/python bench/load_knee.py --rates 10,20 --seconds 8 --warmup 4   # quick check
+    .venv/bin/python -m bench.load_knee                      # the default run, ~9 minutes
+    .venv/bin/python -m bench.load_knee --rates 10,20 --seconds 8 --warmup 4   # quick check
 """
 
 from __future__ import annotations
@@ -32,27 +32,25 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "load"))
-
 import gevent
-from http_throughput import percentile
 from locust.env import Environment
-from locustfile import RECORD
-from plan import (
+
+from bench.harness.results import Row, Suite, command_line, save
+from bench.harness.seeding import jwt_secret, new_accounts
+from bench.harness.stats import percentile_ms
+from bench.load.locustfile import RECORD
+from bench.load.plan import (
     DEFAULT_MIX,
     PROFILE,
     SHARED_ACCOUNTS,
     CpuMeter,
     composition,
-    jwt_secret,
     make_stack,
     parse_mix,
     planned_rate,
-    seed_accounts,
     users_for,
     verify,
 )
-from results import Row, Suite, save
 
 SPAWN_SECONDS = 3.0
 
@@ -129,8 +127,8 @@ def _figures(name: str, rows: list[tuple[float, str]]) -> tuple:
     count = {result: 0 for result in ("ok", "clear", "other")}
     for _, result in rows:
         count[result] += 1
-    p50 = percentile(latencies, 0.5) * 1000 if latencies else 0.0
-    p99 = percentile(latencies, 0.99) * 1000 if latencies else 0.0
+    p50 = percentile_ms(latencies, 0.5) if latencies else 0.0
+    p99 = percentile_ms(latencies, 0.99) if latencies else 0.0
     return name, len(rows), count["ok"], count["clear"], count["other"], p50, p99
 
 
@@ -252,7 +250,7 @@ def run(stack, rates: list[float], mix: dict[str, float], args):
     stack.start()
     secret = jwt_secret(stack)
     RECORD.gateways = [r.url for r in stack.replicas_of("gateway")]
-    accounts = seed_accounts(RECORD.gateways[0], args.accounts + SHARED_ACCOUNTS, secret)
+    accounts = new_accounts(RECORD.gateways[0], args.accounts + SHARED_ACCOUNTS, secret)
     RECORD.lend(accounts, args.accounts)
     print(f"stack up and {len(RECORD.accounts)} accounts seeded in {time.monotonic() - began:.0f}s")
     meter = CpuMeter(stack)
@@ -296,7 +294,7 @@ def report(steps: list[Step], lost: dict[int, int], counts: dict, mix, args) -> 
         for index, step in enumerate(steps)
         for last in [index == len(steps) - 1]
     ]
-    save(Suite("load", " ".join(["python bench/load_knee.py", *sys.argv[1:]]), rows))
+    save(Suite("load", command_line("bench.load_knee", sys.argv[1:]), rows))
 
 
 def _notes(step: Step, args) -> str:

@@ -28,11 +28,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import requests
-from http_throughput import counting_start
-from mixed_live import LiveGroup
 from urllib3.exceptions import NewConnectionError
 
-PASSWORD = "correct-horse-battery"
+from bench.harness.seeding import PASSWORD, Account, counting_start
+from bench.mixed_live import LiveGroup
+
 # Longer than anything the gateway may take (connect + read timeout for each of 3 attempts):
 # an answer later than this is a hang.
 CLIENT_TIMEOUT = 40.0
@@ -75,17 +75,6 @@ def judge(response: requests.Response | None, error: str = "") -> tuple[str, str
     if code and (400 <= status < 500 or status == 503):
         return "failed_clear", f"{status} {code}"
     return "failed_other", f"{status} {code or 'no JSON error'}"
-
-
-@dataclass
-class User:
-    user_id: str
-    token: str
-    email: str
-
-    @property
-    def auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
 
 
 class Client:
@@ -136,18 +125,18 @@ def _root(exc: BaseException) -> str:
 class MixedLoad:
     """REST at ``rate`` operations/s plus live sessions, recording acknowledged writes."""
 
-    def __init__(self, gateways: list[str], users: list[User], rate: float, sessions: int):
+    def __init__(self, gateways: list[str], users: list[Account], rate: float, sessions: int):
         self.client = Client(gateways)
         self.users = users
-        self.idle: queue.Queue[User] = queue.Queue()  # users without a workout in progress
+        self.idle: queue.Queue[Account] = queue.Queue()  # users without a workout in progress
         for user in users:
             self.idle.put(user)
         self.rate = rate
         self.tally = Tally()
         self.registered: list[tuple[str, str]] = []  # (email, user_id)
-        self.workouts: list[tuple[User, str]] = []
-        self.goals: list[tuple[User, str]] = []
-        self.sagas: list[tuple[User, str]] = []  # accepted with 202, still running then
+        self.workouts: list[tuple[Account, str]] = []
+        self.goals: list[tuple[Account, str]] = []
+        self.sagas: list[tuple[Account, str]] = []  # accepted with 202, still running then
         self.live = LiveGroup(gateways, users[: sessions * 2], self.tally) if sessions else None
         self._stopped = threading.Event()
         self._pool = ThreadPoolExecutor(64, thread_name_prefix="load")
@@ -229,7 +218,7 @@ class MixedLoad:
         finally:
             self.idle.put(user)
 
-    def _one_workout(self, user: User) -> None:
+    def _one_workout(self, user: Account) -> None:
         body = {
             "user_id": user.user_id,
             "workout_type": random.choice(["running", "yoga"]),
@@ -292,7 +281,7 @@ class MixedLoad:
         return self._check_all([logs_in(email) for email, _ in self.registered])
 
     def _lost_workouts(self) -> int:
-        def ended(user: User, session_id: str):
+        def ended(user: Account, session_id: str):
             def check() -> bool:
                 response, _ = self.client.call("GET", f"/workouts/{session_id}", headers=user.auth)
                 return response is not None and response.json().get("status") == "ended"
@@ -302,7 +291,7 @@ class MixedLoad:
         return self._check_all([ended(user, sid) for user, sid in self.workouts])
 
     def _lost_goals(self) -> int:
-        def exists(user: User, goal_id: str):
+        def exists(user: Account, goal_id: str):
             path = f"/users/{user.user_id}/goals/{goal_id}"
             return lambda: self._status("GET", path, headers=user.auth) == 200
 
@@ -334,20 +323,3 @@ class MixedLoad:
 
 def _key() -> dict[str, str]:
     return {"Idempotency-Key": uuid.uuid4().hex}
-
-
-def make_users(gateways: list[str], count: int) -> list[User]:
-    """Register and log in ``count`` users through the gateways."""
-    client = Client(gateways)
-
-    def one(_) -> User:
-        name = "m" + uuid.uuid4().hex[:12]
-        body = {"username": name, "email": f"{name}@example.com", "password": PASSWORD}
-        response, error = client.call("POST", "/users/register", json=body)
-        assert response is not None and response.status_code == 201, (error, response)
-        login = {"email": body["email"], "password": PASSWORD}
-        token = client.call("POST", "/users/login", json=login)[0].json()["token"]
-        return User(response.json()["user_id"], token, body["email"])
-
-    with ThreadPoolExecutor(8) as pool:
-        return list(pool.map(one, range(count)))

@@ -10,7 +10,7 @@ stores in a temporary directory, free ports) and registers ``--users`` users. Th
    after step 1), SIGKILLs the gateway, brings the activity service back, restarts the gateway
    and times how long until every interrupted saga is settled (read from the saga log).
 
-    .venv/bin/python bench/saga_throughput.py --seconds 10 --clients 32
+    .venv/bin/python -m bench.saga_throughput --seconds 10 --clients 32
 """
 
 from __future__ import annotations
@@ -20,29 +20,22 @@ import json
 import tempfile
 import threading
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
-from http_throughput import free_ports, percentile
 
-from devstack.stack import STATE_REDIS, LocalStack, Replica
-from fitness import auth, mtls
-from fitness.v1 import user_pb2, user_pb2_grpc
+from bench.harness.seeding import Account, jwt_secret, new_accounts
+from bench.harness.stats import percentile_ms
+from devstack.stack import STATE_REDIS, LocalStack
+from tests.support.stack import gateway_tier, make_replicas
 
 GOAL = {"goal_type": "workout_count", "target_value": 3, "target_date": "2099-01-01"}
 
 
 def make_stack(data_dir: Path, replicas: int) -> LocalStack:
-    ports = iter(free_ports(4 * replicas + 2))
-    nodes = [
-        Replica(service, f"{service}-{n}", next(ports), next(ports))
-        for service in ("user_service", "activity_service")
-        for n in range(1, replicas + 1)
-    ]
-    nodes.append(Replica(STATE_REDIS, "state-redis", next(ports), 0))
-    nodes.append(Replica("gateway", "gateway-1", next(ports), 0))
+    """Return ``replicas`` of each service, the state Redis and a gateway, on free ports."""
+    nodes = [*make_replicas(replicas), *gateway_tier(1)]
     env = {
         "FITNESS_LOG_LEVEL": "WARNING",
         "FITNESS_SAGA_STEP_DEADLINE_SECONDS": "300",
@@ -52,37 +45,18 @@ def make_stack(data_dir: Path, replicas: int) -> LocalStack:
     return LocalStack(data_dir, nodes, extra_env=env)
 
 
-def register_users(stack: LocalStack, count: int) -> list[tuple[str, str]]:
-    """Register ``count`` users over gRPC; return (user id, token) pairs."""
-    replica = stack.replicas_of("user_service")[0]
-    me = mtls.identity({"DATA_DIR": str(stack.data_dir)}, "gateway")
-    channel = mtls.channel(replica.grpc_target, me, replica.service)
-    users = user_pb2_grpc.UserServiceStub(channel)
-    secret = (stack.data_dir / "secrets" / "jwt_secret").read_text().strip()
-
-    def register(_) -> tuple[str, str]:
-        name = "b" + uuid.uuid4().hex[:12]
-        request = user_pb2.UserRequest(
-            username=name, email=f"{name}@example.com", password="x" * 12
-        )
-        user_id = users.RegisterUser(request, timeout=60).user_id
-        return user_id, auth.issue_token(user_id, secret, 3600)
-
-    with ThreadPoolExecutor(8) as pool:
-        return list(pool.map(register, range(count)))
+def register_users(stack: LocalStack, count: int) -> list[Account]:
+    """Register ``count`` users on the first user replica, with tokens from the stack's secret."""
+    user_url = stack.replicas_of("user_service")[0].url
+    return new_accounts(user_url, count, jwt_secret(stack))
 
 
-def create_goal(http, gateway: str, user: tuple[str, str]) -> requests.Response:
-    user_id, token = user
-    return http.post(
-        f"{gateway}/users/{user_id}/goals",
-        json=GOAL,
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=60,
-    )
+def create_goal(http, gateway: str, user: Account) -> requests.Response:
+    url = f"{gateway}/users/{user.user_id}/goals"
+    return http.post(url, json=GOAL, headers=user.auth, timeout=60)
 
 
-def throughput(gateway: str, users: list[tuple[str, str]], clients: int, seconds: float):
+def throughput(gateway: str, users: list[Account], clients: int, seconds: float):
     """Create goals from ``clients`` threads for ``seconds``; return latencies and statuses."""
     latencies: list[float] = []
     statuses: dict[int, int] = {}
@@ -111,7 +85,7 @@ def throughput(gateway: str, users: list[tuple[str, str]], clients: int, seconds
     return sorted(latencies), statuses, time.monotonic() - started
 
 
-def recovery(stack: LocalStack, users: list[tuple[str, str]], count: int) -> dict[str, float]:
+def recovery(stack: LocalStack, users: list[Account], count: int) -> dict[str, float]:
     """Interrupt ``count`` sagas between their steps, crash the gateway, time their settling."""
     gateway = stack.replicas_of("gateway")[0]
     for replica in stack.replicas_of("activity_service"):
@@ -163,8 +137,8 @@ def main() -> None:
     print(f"sagas: {sum(statuses.values())} in {elapsed:.1f}s, statuses {statuses}")
     print(f"completed sagas/s: {completed / elapsed:.0f}")
     print(
-        f"latency ms: p50 {percentile(latencies, 0.5) * 1000:.1f}, "
-        f"p99 {percentile(latencies, 0.99) * 1000:.1f}"
+        f"latency ms: p50 {percentile_ms(latencies, 0.5):.1f}, "
+        f"p99 {percentile_ms(latencies, 0.99):.1f}"
     )
     print(
         f"recovery of {args.interrupted} interrupted sagas after a SIGKILLed coordinator: all "

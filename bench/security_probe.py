@@ -2,32 +2,34 @@
 
 Starts a private stack (two replicas of each service, two gateways, a cache server and the
 state Redis) in a temporary directory, runs the probes that the security tests run (the same
-functions, from ``tests/hostile.py`` and ``tests/hostile_input.py``), scans every log file of
-the run for secrets, and saves the rows as the ``security`` suite of the results table.
+functions, from ``tests/support/hostile.py`` and ``tests/support/hostile_input.py``), scans every
+log file of the run for secrets, and saves the rows as the ``security`` suite of the results
+table.
 
 In these rows "succeeded" means the hostile request was correctly refused (the expected 4xx
 with a JSON error) or, for input that is plain data (SQL quotes in a password), handled as
 data; "failed_other" means any other answer; "lost" counts another user's data in an answer,
 invalid data found in the stores afterwards, or a secret found in a log.
 
-    .venv/bin/python bench/security_probe.py [--rounds N]
+    .venv/bin/python -m bench.security_probe [--rounds N]
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))  # the probes live beside the tests that use them
+import grpc
+import redis
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-import grpc  # noqa: E402
-from conftest import gateway_tier, grpc_channel, make_replicas, running  # noqa: E402
-from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
-from hostile import (  # noqa: E402
+from bench.harness.results import Row, Suite, command_line, save
+from devstack import credentials
+from fitness import mtls
+from fitness.v1 import activity_pb2, user_pb2
+from tests.support.hostile import (
     SPEC,
     STACK_ENV,
     Tally,
@@ -38,18 +40,14 @@ from hostile import (  # noqa: E402
     scan_logs,
     secret_fragments,
 )
-from hostile_input import (  # noqa: E402
+from tests.support.hostile_input import (
     login_brute_force,
     nosql_injection,
     oversized_bodies,
     path_traversal,
     sql_injection,
 )
-from results import Row, Suite, save  # noqa: E402
-
-from devstack import credentials  # noqa: E402
-from fitness import mtls  # noqa: E402
-from fitness.v1 import activity_pb2, user_pb2  # noqa: E402
+from tests.support.stack import gateway_tier, grpc_channel, make_replicas, running
 
 NOTES = (
     "security rows: succeeded = refused as expected (or plain data kept as data); "
@@ -109,8 +107,6 @@ def grpc_probes(stack, stranger_dir: Path) -> list[tuple[Tally, str, str]]:
 def redis_probes(stack) -> list[tuple[Tally, str, str]]:
     """Call every Redis server of the stack with no login, a wrong password, and as the user
     service (whose ACL user may only PUBLISH goal notices): reads, writes and admin commands."""
-    import redis
-
     servers = [*stack.replicas_of("redis"), *stack.replicas_of("state_redis")]
     strangers, publisher = Tally("redis"), Tally("redis")
     attempts = {
@@ -142,8 +138,6 @@ def redis_probes(stack) -> list[tuple[Tally, str, str]]:
 
 def _as_user_service(stack, server):
     """The user service's login, also tried where it has none (as a stolen one would be)."""
-    import redis
-
     password = credentials.ensure_password(stack.data_dir, "state", "user_service")
     return redis.Redis(
         port=server.http_port, username="user_service", password=password, socket_timeout=5
@@ -151,8 +145,6 @@ def _as_user_service(stack, server):
 
 
 def _refused(attempt, client) -> bool:
-    import redis
-
     try:
         attempt(client)
     except (redis.AuthenticationError, redis.exceptions.NoPermissionError):
@@ -240,7 +232,7 @@ def main() -> None:
         " gRPC keys, after a full run"
     )
     rows.append(to_row(logs, tried, "every log file, at DEBUG"))
-    command = f"python bench/security_probe.py --rounds {args.rounds}"
+    command = command_line("bench.security_probe", ["--rounds", str(args.rounds)])
     path = save(Suite("security", command, rows))
     for row in rows:
         print(

@@ -4,7 +4,7 @@ Starts a private stack (one replica of each service, the state Redis, two gatewa
 healthy session (creator and a member on gateway 1, a member on gateway 2) that chats 10
 messages/s, and meanwhile, on gateway 1, as another user:
 
-1. every malformed-frame case of ``tests/fuzz_ws.py`` ``--frame-rounds`` times;
+1. every malformed-frame case of ``tests/support/fuzz_ws.py`` ``--frame-rounds`` times;
 2. ``--messages`` random messages from hypothesis strategies, each followed by a ping;
 3. floods: ``--floods`` bursts of 2,000 chat messages, a burst of ``--pings`` ping frames,
    and ``--connections`` sockets opened and dropped without a close frame;
@@ -14,8 +14,8 @@ Then checks the healthy members saw every message once, in order, that both gate
 ``/status`` with the same worker pids as before, and counts error-level gateway log events.
 Saves the rows as the ``websocket`` suite.
 
-    .venv/bin/python bench/ws_fuzz.py                     # ~5 min
-    .venv/bin/python bench/ws_fuzz.py --messages 200 --frame-rounds 2
+    .venv/bin/python -m bench.ws_fuzz                     # ~5 min
+    .venv/bin/python -m bench.ws_fuzz --messages 200 --frame-rounds 2
 """
 
 from __future__ import annotations
@@ -25,14 +25,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-import fuzz_ws
-import fuzz_ws_messages
-import fuzz_ws_session
 import requests
-from conftest import GatewayApi
-from results import Row, Suite, save
+
+from bench.harness.results import Row, Suite, command_line, save
+from bench.harness.seeding import new_account
+from tests.support import fuzz_ws, fuzz_ws_messages, fuzz_ws_session
 
 
 def frames(url: str, rounds: int) -> fuzz_ws.Tally:
@@ -87,7 +84,7 @@ def main() -> None:
         tempfile.TemporaryDirectory(prefix="ws-fuzz-") as tmp,
         fuzz_ws.live_fuzz_stack(Path(tmp)) as stack,
     ):
-        _, token = GatewayApi(stack).new_user()
+        token = new_account(stack.replicas_of("gateway")[0].url).token
         url = fuzz_ws.ws_url(stack, 0, token)
         healthy = fuzz_ws_session.HealthySession(stack)
         workers = fuzz_ws.gateway_workers(stack)
@@ -157,8 +154,7 @@ def main() -> None:
             health,
         ),
     ]
-    command = " ".join(["python bench/ws_fuzz.py", *sys.argv[1:]])
-    save(Suite("websocket", command, rows))
+    save(Suite("websocket", command_line("bench.ws_fuzz", sys.argv[1:]), rows))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,9 @@ import uuid
 
 import websocket
 from locust import User, task
-from locustfile import RECORD, Account, Scheduled
+
+from bench.harness.seeding import Account
+from bench.load.locustfile import RECORD, Scheduled
 
 WS_TIMEOUT_SECONDS = 10.0
 

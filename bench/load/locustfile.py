@@ -17,8 +17,8 @@ Operations (the requests each one makes):
 - ``LiveSession``: two sockets on the two gateways: connect, create, join, a chat message and an
   exercise update fanned out across gateways, both leave (8 timed steps).
 
-Outcomes (ok / clear error / other, as ``bench/results.py`` counts them), failure reasons and the
-acknowledged writes are kept in :data:`RECORD` (read by ``bench/load_knee.py``); every request is
+Outcomes (ok / clear error / other, as ``bench.harness.results`` counts them), failure reasons and
+the acknowledged writes are kept in :data:`RECORD` (read by ``bench.load_knee``); every request is
 also reported to locust (its ``request`` event), so locust's own statistics see it too.
 """
 
@@ -33,19 +33,12 @@ from dataclasses import dataclass, field
 
 import gevent
 from gevent.queue import Queue
-from http_throughput import counting_start
 from locust import FastHttpUser, task
 
-PASSWORD = "load-profile-pw"
-GOAL_TYPES = ("workout_count", "active_minutes", "calories_burned")
+from bench.harness.seeding import PASSWORD, Account, counting_start
+from fitness.workouts import GOAL_TYPES
+
 WORKOUT_TYPES = ("running", "cycling", "yoga", "rowing", "walking")
-
-
-@dataclass
-class Account:
-    user_id: str
-    email: str
-    token: str
 
 
 @dataclass
@@ -164,9 +157,7 @@ class Api(Scheduled, FastHttpUser):
 
     def call(self, method: str, path: str, name: str, account: Account | None = None, **kw):
         """Make one request (recorded) and return what came back."""
-        headers = kw.pop("headers", {})
-        if account is not None:
-            headers["Authorization"] = f"Bearer {account.token}"
+        headers = {**kw.pop("headers", {}), **(account.auth if account is not None else {})}
         started = time.time()
         with self.client.request(
             method, path, headers=headers, name=name, catch_response=True, **kw

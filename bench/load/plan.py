@@ -1,4 +1,4 @@
-"""The load run's support: the private stack, seeded accounts, users per step, CPU, read-back.
+"""The load run's support: the private stack, users per step, CPU, read-back.
 
 - :func:`make_stack`: 2 replicas per service, the state Redis, cache Redis nodes and 2 gateways
   on free ports, with embedded stores in a temporary directory (as ``make up`` runs them);
@@ -15,7 +15,6 @@ import json
 import os
 import random
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,11 +22,11 @@ import gevent
 import psutil
 import requests
 from gevent.pool import Pool
-from http_throughput import free_ports
-from live import LiveSession
-from locustfile import (
-    PASSWORD,
-    Account,
+
+from bench.harness.client import bearer
+from bench.harness.seeding import token_for
+from bench.load.live import LiveSession
+from bench.load.locustfile import (
     GoalSaga,
     Login,
     Registration,
@@ -35,9 +34,8 @@ from locustfile import (
     Workout,
     Write,
 )
-
-from devstack.stack import REDIS, STATE_REDIS, LocalStack, Replica
-from fitness import auth
+from devstack.stack import LocalStack
+from tests.support.stack import gateway_tier, make_replicas
 
 # kind: (user class, timed requests per operation)
 PROFILE = {
@@ -67,22 +65,13 @@ LABELS = {
     "live": "live sessions (8 steps each)",
 }
 SHARED_ACCOUNTS = 80  # logins, statistics, goals and live sessions pick among these
-TOKEN_TTL_SECONDS = 6 * 3600
 READ_TIMEOUT_SECONDS = 10.0
 VERIFY_CONCURRENCY = 16
 
 
 def make_stack(data_dir: Path, replicas: int, gateways: int, cache_nodes: int, log_level: str):
     """Return (not start) the stack under test, every process on a free port."""
-    ports = iter(free_ports(4 * replicas + 1 + cache_nodes + gateways))
-    nodes = [
-        Replica(service, f"{service}-{n}", next(ports), next(ports))
-        for service in ("user_service", "activity_service")
-        for n in range(1, replicas + 1)
-    ]
-    nodes.append(Replica(STATE_REDIS, "state-redis", next(ports), 0))
-    nodes += [Replica(REDIS, f"cache-redis-{n}", next(ports), 0) for n in range(1, cache_nodes + 1)]
-    nodes += [Replica("gateway", f"gateway-{n}", next(ports), 0) for n in range(1, gateways + 1)]
+    nodes = [*make_replicas(replicas), *gateway_tier(gateways, cache_nodes)]
     env = {
         "FITNESS_LOG_LEVEL": log_level,
         # The stack's own stores in the temporary directory, whatever the caller's shell set.
@@ -91,28 +80,6 @@ def make_stack(data_dir: Path, replicas: int, gateways: int, cache_nodes: int, l
         "FITNESS_ENV": "development",
     }
     return LocalStack(data_dir, nodes, extra_env=env)
-
-
-def jwt_secret(stack: LocalStack) -> str:
-    return (stack.data_dir / "secrets" / "jwt_secret").read_text().strip()
-
-
-def seed_accounts(gateway: str, count: int, secret: str, concurrency: int = 8) -> list[Account]:
-    """Register ``count`` accounts (all with PASSWORD) and give each a long-lived token."""
-
-    def register(_: int) -> Account:
-        name = "seed" + uuid.uuid4().hex[:12]
-        body = {"username": name, "email": f"{name}@example.com", "password": PASSWORD}
-        for _attempt in range(5):
-            answer = requests.post(f"{gateway}/users/register", json=body, timeout=60)
-            if answer.status_code == 201:
-                user_id = answer.json()["user_id"]
-                token = auth.issue_token(user_id, secret, TOKEN_TTL_SECONDS)
-                return Account(user_id, body["email"], token)
-            time.sleep(0.5)
-        raise RuntimeError(f"could not seed an account: {answer.status_code} {answer.text}")
-
-    return list(Pool(concurrency).imap_unordered(register, range(count)))
 
 
 def users_for(rate: float, mix: dict[str, float], pacing: float) -> dict[str, int]:
@@ -236,7 +203,7 @@ class Reader:
         self.http.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=VERIFY_CONCURRENCY))
 
     def check(self, write: Write) -> str:
-        token = auth.issue_token(write.user_id, self.secret, 600)
+        token = token_for(write.user_id, self.secret)
         if write.kind == "registration":
             found = self._get(self.users, f"/users/{write.user_id}", token)
             return "readable" if found and found.get("user_id") == write.user_id else "lost"
@@ -262,7 +229,7 @@ class Reader:
 
     def _get(self, bases: list[str], path: str, token: str) -> dict | None:
         """GET from any replica (retried on another); None when none answers 200."""
-        headers = {"Authorization": f"Bearer {token}"}
+        headers = bearer(token)
         for attempt in range(3 * len(bases)):
             base = bases[attempt % len(bases)]
             try:

@@ -2,7 +2,7 @@
 
 The fakes keep to the gRPC contract (the messages the real servicers answer) and record what
 was asked of them, so each test reads as: these answers, therefore these calls and this state.
-The sagas against the real services are in tests/test_sagas.py.
+The sagas against the real services are in tests/sagas/test_sagas.py.
 """
 
 from __future__ import annotations
