@@ -19,9 +19,9 @@ from apidocs.examples import (
 )
 from apidocs.operations import Operation
 from fitness.workouts import GOAL_TYPES
-from gateway import DEFAULTS
+from gateway.sagas import Settings as SagaSettings
 
-SAGA_WAIT_SECONDS = DEFAULTS["SAGA_WAIT_SECONDS"]
+SAGA_WAIT_SECONDS = SagaSettings.saga_wait_seconds
 
 
 def saga_answers(steps: str, done_status: int) -> str:

@@ -10,10 +10,12 @@ where ``docker inspect`` and ``ps e`` show them.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import urllib.parse
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from fitness.imports import MAX_UPLOAD_BYTES
 
@@ -81,6 +83,45 @@ def load_settings(
     settings.update(overrides or {})
     settings["DATA_DIR"] = str(Path(settings["DATA_DIR"]).resolve())
     return settings
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """A part's settings, typed: a frozen dataclass whose field ``name`` is ``FITNESS_NAME``.
+
+    A part (a room of the gateway) declares its settings once, as fields with defaults, and
+    reads them as attributes. The process composes every part's :meth:`defaults` into the one
+    mapping :func:`load_settings` reads (so ``--help``, the environment and test overrides work
+    as for any setting), then hands each part :meth:`from_mapping` of it.
+    """
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """Return the defaults by setting name (``FIELD_NAME``)."""
+        return {field.name.upper(): field.default for field in dataclasses.fields(cls)}
+
+    @classmethod
+    def from_mapping(cls, settings: Mapping[str, Any]) -> Self:
+        """Pick this part's settings out of a process's loaded settings."""
+        fields = dataclasses.fields(cls)
+        return cls(**{field.name: settings[field.name.upper()] for field in fields})
+
+    @classmethod
+    def from_env(cls, overrides: dict[str, Any] | None = None) -> Self:
+        """Load this part's settings alone: defaults, ``FITNESS_*`` variables, ``overrides``."""
+        return cls.from_mapping(load_settings(cls.defaults(), overrides))
+
+
+def compose_defaults(*parts: type[Settings]) -> dict[str, Any]:
+    """Merge the defaults of ``parts``, leaving out the common ones (``load_settings`` adds
+    those); a setting two parts share, or a common one, must default the same everywhere."""
+    merged: dict[str, Any] = {}
+    for part in parts:
+        for key, value in part.defaults().items():
+            first = COMMON_DEFAULTS.get(key, merged.setdefault(key, value))
+            if first != value:
+                raise ValueError(f"{key} defaults to {first!r} and to {value!r}")
+    return {key: value for key, value in merged.items() if key not in COMMON_DEFAULTS}
 
 
 class SettingFileMissing(RuntimeError):

@@ -1,7 +1,7 @@
 """The gateway: the one public door, routing to healthy replicas behind circuit breakers.
 
-It is built from rooms, each owning its settings (``DEFAULTS``) and its start-up
-(``init_app(app, settings)``, which returns the room's background loops):
+It is built from rooms, each owning its settings (a typed ``Settings``, with ``from_env()``)
+and its start-up (``init_app(app, settings=None)``, which returns the room's background loops):
 
 - ``proxy``: replica pools, breakers, health checks, forwarding;
 - ``shared_state``: the sharded Redis servers (read cache, idempotency records, login limits);
@@ -10,7 +10,9 @@ It is built from rooms, each owning its settings (``DEFAULTS``) and its start-up
 - ``live``: group workouts over WebSocket (uses ``internal``);
 - ``security``: headers, CORS, trusted proxies.
 
-``create_app`` only composes them, in that order, with the routes.
+``create_app`` only composes them, in that order, with the routes: it loads every room's
+settings as one (so ``--help``, the environment and test overrides reach them all) and hands
+each room its own.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 
 from flask import Flask
 
-from fitness import serving, web
+from fitness import config, serving, web
 from fitness.imports import IMPORT_PATH
 from gateway import internal, proxy, security, shared_state
 from gateway import live as live_room
@@ -43,7 +45,7 @@ SERVING_DEFAULTS: dict[str, Any] = {
 
 DEFAULTS: dict[str, Any] = {
     **SERVING_DEFAULTS,
-    **{key: value for room in (*ROOMS, security) for key, value in room.DEFAULTS.items()},
+    **config.compose_defaults(*(room.Settings for room in (*ROOMS, security))),
 }
 """Every setting of the gateway: the serving process's and each room's."""
 
@@ -55,7 +57,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from gateway.sagas import routes as saga_routes
 
     app, settings = web.new_app(SERVICE_NAME, DEFAULTS, test_config)
-    background = [loop for room in ROOMS for loop in room.init_app(app, settings)]
+    background = [
+        loop for room in ROOMS for loop in room.init_app(app, room.Settings.from_mapping(settings))
+    ]
     pools = app.extensions["pools"]
 
     def ready_check() -> None:
@@ -66,7 +70,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     web.init_app(app, ready_check=ready_check, status_view=routes.status)
     web.allow_uploads(app, IMPORT_PATH, settings["MAX_UPLOAD_BYTES"])
-    background += security.init_app(app, settings)
+    background += security.init_app(app, security.Settings.from_mapping(settings))
     app.register_blueprint(saga_routes.bp)
     app.register_blueprint(live_routes.bp)
     app.register_blueprint(routes.bp)

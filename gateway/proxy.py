@@ -8,13 +8,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import urllib3
 from flask import Flask
 from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionError
 from urllib3.exceptions import TimeoutError as UpstreamTimeout
 
+from fitness import config
 from fitness.config import split_targets
 from fitness.errors import Unavailable
 from gateway.uploads import SpooledBody
@@ -22,22 +22,26 @@ from gateway.upstream import BreakerSettings, Pool, Replica, UpstreamFailure
 
 log = logging.getLogger(__name__)
 
-DEFAULTS: dict[str, Any] = {
-    "USER_HTTP_REPLICAS": "http://127.0.0.1:5000,http://127.0.0.1:5010",
-    "ACTIVITY_HTTP_REPLICAS": "http://127.0.0.1:5001,http://127.0.0.1:5011",
-    "UPSTREAM_CONNECT_TIMEOUT_SECONDS": 1.0,
-    "UPSTREAM_READ_TIMEOUT_SECONDS": 10.0,
-    # Every attempt of one proxied request together (reroutes included); then 504.
-    "UPSTREAM_DEADLINE_SECONDS": 15.0,
-    "UPSTREAM_MAX_ATTEMPTS": 3,
-    "HEALTH_INTERVAL_SECONDS": 2.0,
-    "HEALTH_TIMEOUT_SECONDS": 1.0,
-    "BREAKER_FAILURES": 5,
-    "BREAKER_WINDOW_SECONDS": 10.0,
-    "BREAKER_RESET_SECONDS": 5.0,
-    "RETRY_AFTER_SECONDS": 5,
-}
-"""The proxy's settings: which replicas, how long to wait, when a breaker opens."""
+
+@dataclass(frozen=True)
+class Settings(config.Settings):
+    """The proxy's settings: which replicas, how long to wait, when a breaker opens."""
+
+    user_http_replicas: str = "http://127.0.0.1:5000,http://127.0.0.1:5010"
+    activity_http_replicas: str = "http://127.0.0.1:5001,http://127.0.0.1:5011"
+    upstream_connect_timeout_seconds: float = 1.0
+    upstream_read_timeout_seconds: float = 10.0
+    # All attempts of one request together: with reroutes, three read timeouts would keep a
+    # client waiting 30 s; past this the gateway answers 504 instead of trying another replica.
+    upstream_deadline_seconds: float = 15.0
+    upstream_max_attempts: int = 3
+    health_interval_seconds: float = 2.0
+    health_timeout_seconds: float = 1.0
+    breaker_failures: int = 5
+    breaker_window_seconds: float = 10.0
+    breaker_reset_seconds: float = 5.0
+    retry_after_seconds: int = 5
+
 
 # Hop-by-hop and framing headers are the proxy's own business (RFC 9110, section 7.6.1).
 _DROPPED_HEADERS = {
@@ -60,16 +64,8 @@ _SAFE_POSTS = {"/users/login"}
 LOAD_SHED_HEADER = "X-Load-Shed"
 
 
-@dataclass(frozen=True)
-class ProxySettings:
-    connect_timeout: float = 1.0
-    read_timeout: float = 10.0
-    # All attempts of one request together: with reroutes, three read timeouts would keep a
-    # client waiting 30 s; past this the gateway answers 504 instead of trying another replica.
-    deadline: float = 15.0
-    max_attempts: int = 3
-    retry_after_seconds: int = 5
-    pool_size: int = 64
+# Keep-alive connections kept per replica (a worker's threads share them).
+UPSTREAM_POOL_SIZE = 64
 
 
 @dataclass
@@ -101,11 +97,11 @@ class Proxy:
     and that work was a third of the gateway's CPU per request.
     """
 
-    def __init__(self, pools: dict[str, Pool], settings: ProxySettings):
+    def __init__(self, pools: dict[str, Pool], settings: Settings):
         self.pools = pools
         self.settings = settings
         self.http = urllib3.PoolManager(
-            num_pools=16, maxsize=settings.pool_size, block=False, retries=False
+            num_pools=16, maxsize=UPSTREAM_POOL_SIZE, block=False, retries=False
         )
 
     def forward(
@@ -131,10 +127,10 @@ class Proxy:
         tried: set[str] = set()
         last_answer: UpstreamResponse | None = None
         extra = body.extra_seconds if isinstance(body, SpooledBody) else 0.0
-        deadline = time.monotonic() + self.settings.deadline + extra
-        while len(tried) < self.settings.max_attempts:
+        deadline = time.monotonic() + self.settings.upstream_deadline_seconds + extra
+        while len(tried) < self.settings.upstream_max_attempts:
             left = deadline - time.monotonic()
-            if left <= self.settings.connect_timeout:
+            if left <= self.settings.upstream_connect_timeout_seconds:
                 if not last_answer:
                     return _gateway_error(UpstreamTimeout("the request's deadline passed"))
                 break
@@ -142,7 +138,7 @@ class Proxy:
             if replica is None:
                 break
             tried.add(replica.url)
-            read_timeout = min(self.settings.read_timeout + extra, left)
+            read_timeout = min(self.settings.upstream_read_timeout_seconds + extra, left)
             response, retry = self._attempt(
                 replica, method, path, body, headers, idempotent, read_timeout
             )
@@ -173,7 +169,9 @@ class Proxy:
                 replica.url + path,
                 body=body.rewound() if isinstance(body, SpooledBody) else body or None,
                 headers=headers,
-                timeout=urllib3.Timeout(connect=self.settings.connect_timeout, read=read_timeout),
+                timeout=urllib3.Timeout(
+                    connect=self.settings.upstream_connect_timeout_seconds, read=read_timeout
+                ),
                 redirect=False,
                 retries=False,
             )
@@ -225,37 +223,29 @@ def _gateway_error(exc: BaseException) -> UpstreamResponse:
     return UpstreamResponse(status, body, {"Content-Type": "application/json"})
 
 
-def init_app(app: Flask, settings: dict[str, Any]) -> list[Callable[[threading.Event], None]]:
+def init_app(
+    app: Flask, settings: Settings | None = None
+) -> list[Callable[[threading.Event], None]]:
     """Set up the replica pools of both services, the proxy and the health checker on
     ``app``; return the background loop (health checks)."""
     from gateway.health import HealthChecker
 
+    settings = settings or Settings.from_env()
     breaker = BreakerSettings(
-        failures=settings["BREAKER_FAILURES"],
-        window_seconds=settings["BREAKER_WINDOW_SECONDS"],
-        reset_seconds=settings["BREAKER_RESET_SECONDS"],
+        failures=settings.breaker_failures,
+        window_seconds=settings.breaker_window_seconds,
+        reset_seconds=settings.breaker_reset_seconds,
     )
     pools = {
         service: Pool(service, [Replica(service, url, breaker) for url in split_targets(urls)])
         for service, urls in (
-            ("user_service", settings["USER_HTTP_REPLICAS"]),
-            ("activity_service", settings["ACTIVITY_HTTP_REPLICAS"]),
+            ("user_service", settings.user_http_replicas),
+            ("activity_service", settings.activity_http_replicas),
         )
     }
-    proxy = Proxy(
-        pools,
-        ProxySettings(
-            connect_timeout=settings["UPSTREAM_CONNECT_TIMEOUT_SECONDS"],
-            read_timeout=settings["UPSTREAM_READ_TIMEOUT_SECONDS"],
-            deadline=settings["UPSTREAM_DEADLINE_SECONDS"],
-            max_attempts=settings["UPSTREAM_MAX_ATTEMPTS"],
-            retry_after_seconds=settings["RETRY_AFTER_SECONDS"],
-        ),
-    )
+    proxy = Proxy(pools, settings)
     checker = HealthChecker(
-        list(pools.values()),
-        settings["HEALTH_INTERVAL_SECONDS"],
-        settings["HEALTH_TIMEOUT_SECONDS"],
+        list(pools.values()), settings.health_interval_seconds, settings.health_timeout_seconds
     )
     app.extensions.update(pools=pools, proxy=proxy, health=checker)
     return [checker.run]

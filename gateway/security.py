@@ -8,12 +8,13 @@ which is kept.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 from flask import Flask, Response, request
 from flask_cors import CORS
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from fitness import config
 from fitness.config import split_targets
 
 # Documents anyone may fetch; they may be cached but must be revalidated (the spec has an ETag).
@@ -35,26 +36,29 @@ _ALWAYS = {
 _DEFAULT_POLICY = "default-src 'none'; frame-ancestors 'none'"
 
 
-DEFAULTS: dict[str, Any] = {
+@dataclass(frozen=True)
+class Settings(config.Settings):
+    """Who may call from a browser, HSTS, and the proxies of ours in front."""
+
     # Browser origins allowed to call the API (comma-separated); empty = no CORS headers at all.
-    "CORS_ORIGINS": "",
+    cors_origins: str = ""
     # Strict-Transport-Security max-age; 0 = not sent (set it only when clients reach us over TLS).
-    "HSTS_SECONDS": 0,
+    hsts_seconds: int = 0
     # Proxies of ours in front (nginx: 1): the client's address is then in X-Forwarded-For.
-    "TRUSTED_PROXY_HOPS": 0,
-}
+    trusted_proxy_hops: int = 0
 
 
-def init_app(app: Flask, settings: dict[str, Any]) -> list:
+def init_app(app: Flask, settings: Settings | None = None) -> list:
     """Add the security headers to every answer of ``app``, and CORS for configured origins;
     behind proxies of ours, take the client's address from X-Forwarded-For (only theirs).
     Nothing runs in the background."""
-    if settings["TRUSTED_PROXY_HOPS"]:
+    settings = settings or Settings.from_env()
+    if settings.trusted_proxy_hops:
         # Flask's documented way to wrap its WSGI app (mypy sees a method being replaced).
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
-            app.wsgi_app, x_for=settings["TRUSTED_PROXY_HOPS"]
+            app.wsgi_app, x_for=settings.trusted_proxy_hops
         )
-    hsts_seconds = int(settings["HSTS_SECONDS"])
+    hsts_seconds = settings.hsts_seconds
 
     def add_headers(response: Response) -> Response:
         for name in SOFTWARE_HEADERS:
@@ -70,7 +74,7 @@ def init_app(app: Flask, settings: dict[str, Any]) -> list:
         return response
 
     app.after_request(add_headers)
-    origins = split_targets(settings["CORS_ORIGINS"])
+    origins = split_targets(settings.cors_origins)
     if origins:
         CORS(
             app,

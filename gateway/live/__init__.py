@@ -11,10 +11,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from flask import Flask
 
+from fitness import config
 from gateway.live.hub import Hub
 from gateway.live.saving import SessionSaver
 from gateway.live.service import LiveService, LiveSettings
@@ -45,40 +45,45 @@ class Live:
         self.service.disconnected(connection)
 
 
-DEFAULTS: dict[str, Any] = {
-    "LIVE_SESSION_TTL_SECONDS": 6 * 3600,
-    "LIVE_MAX_EVENTS": 2000,
-    "LIVE_HEARTBEAT_SECONDS": 10.0,
-    "LIVE_LEAVE_GRACE_SECONDS": 30.0,
-    "LIVE_PING_SECONDS": 20.0,
-    "LIVE_MAX_MESSAGE_BYTES": 4096,
-    "LIVE_MESSAGES_PER_SECOND": "20 per second",
-    "LIVE_QUEUE_SIZE": 1000,
-    "LIVE_SAVE_RETRY_SECONDS": 5.0,
-}
+@dataclass(frozen=True)
+class Settings(config.Settings):
+    """How long live sessions last, how chatty sockets may be, how sessions are saved."""
+
+    live_session_ttl_seconds: int = 6 * 3600
+    live_max_events: int = 2000
+    live_heartbeat_seconds: float = 10.0
+    live_leave_grace_seconds: float = 30.0
+    live_ping_seconds: float = 20.0
+    live_max_message_bytes: int = 4096
+    live_messages_per_second: str = "20 per second"
+    live_queue_size: int = 1000
+    live_save_retry_seconds: float = 5.0
 
 
-def init_app(app: Flask, settings: dict[str, Any]) -> list[Callable[[threading.Event], None]]:
+def init_app(
+    app: Flask, settings: Settings | None = None
+) -> list[Callable[[threading.Event], None]]:
     """Set up live sessions on ``app`` (on the state Redis and the activity service's client
     of ``gateway.internal``); return its background loops: the Redis listener that fans events
     out, the heartbeats, and the retry of sessions not saved yet. The routes are registered
     by the caller."""
+    settings = settings or Settings.from_env()
     client = app.extensions["state_redis"]
-    store = LiveStore(client, settings["LIVE_SESSION_TTL_SECONDS"], settings["LIVE_MAX_EVENTS"])
+    store = LiveStore(client, settings.live_session_ttl_seconds, settings.live_max_events)
     hub = Hub(client, store.events_after)
     saver = SessionSaver(
-        store, app.extensions["participants"].activity, settings["LIVE_SAVE_RETRY_SECONDS"]
+        store, app.extensions["participants"].activity, settings.live_save_retry_seconds
     )
     live_settings = LiveSettings(
-        heartbeat_seconds=settings["LIVE_HEARTBEAT_SECONDS"],
-        leave_grace_seconds=settings["LIVE_LEAVE_GRACE_SECONDS"],
-        max_message_bytes=settings["LIVE_MAX_MESSAGE_BYTES"],
-        messages_per_second=settings["LIVE_MESSAGES_PER_SECOND"],
-        queue_size=settings["LIVE_QUEUE_SIZE"],
+        heartbeat_seconds=settings.live_heartbeat_seconds,
+        leave_grace_seconds=settings.live_leave_grace_seconds,
+        max_message_bytes=settings.live_max_message_bytes,
+        messages_per_second=settings.live_messages_per_second,
+        queue_size=settings.live_queue_size,
     )
     live = Live(hub, saver, LiveService(store, hub, live_settings, saver.save_soon))
     app.config["SOCK_SERVER_OPTIONS"] = {
-        "ping_interval": settings["LIVE_PING_SECONDS"],
+        "ping_interval": settings.live_ping_seconds,
         "max_message_size": SOCKET_MAX_MESSAGE_BYTES,
     }
     app.extensions["live"] = live

@@ -8,30 +8,40 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
 
 from flask import Flask
 
-DEFAULTS: dict[str, Any] = {
-    "SAGA_WAIT_SECONDS": 5.0,
-    "SAGA_STEP_DEADLINE_SECONDS": 5.0,
-    "SAGA_COMPENSATION_DEADLINE_SECONDS": 30.0,
-    "SAGA_LEASE_SECONDS": 5.0,
-    "SAGA_RECOVERY_SECONDS": 1.0,
-    "SAGA_WORKERS": 64,
-}
+from fitness import config
 
 
-def init_app(app: Flask, settings: dict[str, Any]) -> list[Callable[[threading.Event], None]]:
+@dataclass(frozen=True)
+class Settings(config.Settings):
+    """How long a client waits for a saga, each step's deadline, and the recovery of sagas."""
+
+    saga_wait_seconds: float = 5.0
+    saga_step_deadline_seconds: float = 5.0
+    saga_compensation_deadline_seconds: float = 30.0
+    saga_lease_seconds: float = 5.0
+    saga_recovery_seconds: float = 1.0
+    saga_workers: int = 64
+    # The state Redis's (``gateway.internal``): replicas a checkpoint must reach first.
+    state_redis_wait_count: int = 0
+
+
+def init_app(
+    app: Flask, settings: Settings | None = None
+) -> list[Callable[[threading.Event], None]]:
     """Set up the saga coordinator, its log in the state Redis; return its recovery loop."""
     from gateway.sagas.coordinator import Coordinator, CoordinatorSettings
     from gateway.sagas.log import SagaLog
 
+    settings = settings or Settings.from_env()
     extensions = app.extensions
     saga_log = SagaLog(
         extensions["state_redis"],
-        settings["SAGA_LEASE_SECONDS"],
-        wait_replicas=settings["STATE_REDIS_WAIT_COUNT"],
+        settings.saga_lease_seconds,
+        wait_replicas=settings.state_redis_wait_count,
     )
 
     def settled(saga) -> None:
@@ -43,10 +53,10 @@ def init_app(app: Flask, settings: dict[str, Any]) -> list[Callable[[threading.E
         saga_log,
         extensions["participants"],
         CoordinatorSettings(
-            step_deadline_seconds=settings["SAGA_STEP_DEADLINE_SECONDS"],
-            compensation_deadline_seconds=settings["SAGA_COMPENSATION_DEADLINE_SECONDS"],
-            recovery_interval_seconds=settings["SAGA_RECOVERY_SECONDS"],
-            workers=settings["SAGA_WORKERS"],
+            step_deadline_seconds=settings.saga_step_deadline_seconds,
+            compensation_deadline_seconds=settings.saga_compensation_deadline_seconds,
+            recovery_interval_seconds=settings.saga_recovery_seconds,
+            workers=settings.saga_workers,
         ),
         on_settled=settled,
     )

@@ -275,7 +275,7 @@ def test_a_request_stops_rerouting_at_its_deadline():
     import socket
     import time
 
-    from gateway.proxy import Proxy, ProxySettings
+    from gateway.proxy import Proxy, Settings
     from gateway.upstream import BreakerSettings, Pool
     from gateway.upstream import Replica as Upstream
 
@@ -285,7 +285,11 @@ def test_a_request_stops_rerouting_at_its_deadline():
             Upstream("user_service", f"http://127.0.0.1:{s.getsockname()[1]}", BreakerSettings())
             for s in silent
         ]
-        settings = ProxySettings(connect_timeout=0.2, read_timeout=1.0, deadline=1.5)
+        settings = Settings(
+            upstream_connect_timeout_seconds=0.2,
+            upstream_read_timeout_seconds=1.0,
+            upstream_deadline_seconds=1.5,
+        )
         proxy = Proxy({"user_service": Pool("user_service", upstreams)}, settings)
         started = time.monotonic()
         answer = proxy.forward("user_service", "GET", "/users/x/goals", b"", {})
@@ -296,4 +300,4 @@ def test_a_request_stops_rerouting_at_its_deadline():
     assert answer.status == 504, answer.body
     assert b"upstream_timeout" in answer.body
     # Two attempts fit the deadline (1 s + the 0.5 s left), a third would not start.
-    assert took < settings.read_timeout * 2 + 0.5, took
+    assert took < settings.upstream_read_timeout_seconds * 2 + 0.5, took
