@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from fitness.workouts import GOAL_COPY_STATUSES, GOAL_TYPES, WORKOUT_TYPES
+from fitness.workouts import GOAL_COPY_STATUSES, GOAL_TYPES, MAX_WORKOUT_MINUTES, WORKOUT_TYPES
 
 MAX_CLOCK_SKEW = dt.timedelta(minutes=5)
 MAX_BACKDATE = dt.timedelta(days=7)
-MAX_DURATION = dt.timedelta(hours=24)
+MAX_DURATION = dt.timedelta(minutes=MAX_WORKOUT_MINUTES)
 
 
 def _workout_type(value: str) -> str:

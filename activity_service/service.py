@@ -17,7 +17,7 @@ from google.protobuf.json_format import MessageToDict
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from activity_service import schemas
+from activity_service import schemas, totals
 from activity_service.exceptions import (
     SessionAlreadyActive,
     SessionNotFound,
@@ -179,7 +179,7 @@ class UserDirectory:
         self.inline_timeout = inline_timeout  # per call while a client waits; None: the client's
 
     def weight_kg(self, user_id: str) -> tuple[float, str]:
-        """Return the user's weight and where it came from ("profile" or "default")."""
+        """Return the user's weight and where it came from (``workouts.WEIGHT_SOURCES``)."""
         request = user_pb2.GetUserRequest(user_id=user_id)
         try:
             user = self.client.call("GetUser", request, timeout=self.inline_timeout)
@@ -187,10 +187,10 @@ class UserDirectory:
             raise UserNotFound(user_id) from None
         except Unavailable as exc:
             log.warning("using the default body weight: %s", exc.message)
-            return workouts.DEFAULT_BODY_WEIGHT_KG, "default"
+            return workouts.DEFAULT_BODY_WEIGHT_KG, workouts.WEIGHT_DEFAULT
         if user.weight_kg > 0:
-            return user.weight_kg, "profile"
-        return workouts.DEFAULT_BODY_WEIGHT_KG, "default"
+            return user.weight_kg, workouts.WEIGHT_FROM_PROFILE
+        return workouts.DEFAULT_BODY_WEIGHT_KG, workouts.WEIGHT_DEFAULT
 
     def account(self, user_id: str) -> dict[str, Any]:
         """Return the user's account as the user service keeps it (for an export)."""
@@ -499,16 +499,7 @@ class WorkoutService:
 
     def statistics(self, user_id: str) -> dict[str, Any]:
         """Return totals over the user's ended sessions (one read: see ``totals.py``)."""
-        totals = self.totals.read(user_id)
-        count = int(totals["workouts"])
-        duration = round(float(totals["duration"]), 2)
-        calories = float(totals["calories"])
-        return {
-            "total_workouts": count,
-            "total_duration": duration,
-            "total_calories_burned": round(calories, 1),
-            "average_session_duration": round(duration / count, 2) if count else 0.0,
-        }
+        return totals.statistics(self.totals.read(user_id))
 
     def report(self, doc: dict[str, Any], inline: bool = True) -> bool:
         """Count an ended session in its owner's totals and report it to the user service.

@@ -14,6 +14,7 @@ sessions already reported, the ones a report can no longer add.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pymongo.errors import DuplicateKeyError
@@ -22,6 +23,30 @@ from activity_service.store import ActivityStore
 from fitness import mongo
 
 _SUMS = ("workouts", "duration", "calories")
+
+
+def sum_sessions(sessions: Iterable[Mapping[str, Any]]) -> dict[str, float]:
+    """Return what ended sessions add to their owner's totals: one workout each, their
+    minutes and their kcal (a session without calories yet adds none)."""
+    sums: dict[str, float] = {"workouts": 0, "duration": 0.0, "calories": 0.0}
+    for session in sessions:
+        sums["workouts"] += 1
+        sums["duration"] += float(session.get("duration") or 0.0)
+        sums["calories"] += float(session.get("calories_burned") or 0.0)
+    return sums
+
+
+def statistics(totals: Mapping[str, float]) -> dict[str, Any]:
+    """Return the statistics a user reads from their totals, rounded as the API shows them
+    (minutes to 0.01, kcal to 0.1; the average is 0 before the first workout)."""
+    count = int(totals["workouts"])
+    duration = round(float(totals["duration"]), 2)
+    return {
+        "total_workouts": count,
+        "total_duration": duration,
+        "total_calories_burned": round(float(totals["calories"]), 1),
+        "average_session_duration": round(duration / count, 2) if count else 0.0,
+    }
 
 
 class Totals:
@@ -38,14 +63,7 @@ class Totals:
     def add(self, session: dict[str, Any]) -> None:
         """Add an ended session to its owner's totals, unless it was added already."""
         user_id, session_id = session["user_id"], session["_id"]
-        change = {
-            "$inc": {
-                "workouts": 1,
-                "duration": float(session.get("duration") or 0.0),
-                "calories": float(session.get("calories_burned") or 0.0),
-            },
-            "$push": {"counting": session_id},
-        }
+        change = {"$inc": sum_sessions([session]), "$push": {"counting": session_id}}
         query = {"_id": user_id, "counting": {"$ne": session_id}}
         if mongo.update(self.store.user_totals.update_one, query, change).matched_count:
             return
@@ -57,14 +75,7 @@ class Totals:
     def add_many(self, sessions: list[dict[str, Any]]) -> None:
         """``add`` for many new sessions of one user, in one update while none is counted yet."""
         user_id, ids = sessions[0]["user_id"], [s["_id"] for s in sessions]
-        change = {
-            "$inc": {
-                "workouts": len(sessions),
-                "duration": sum(float(s.get("duration") or 0.0) for s in sessions),
-                "calories": sum(float(s.get("calories_burned") or 0.0) for s in sessions),
-            },
-            "$push": {"counting": {"$each": ids}},
-        }
+        change = {"$inc": sum_sessions(sessions), "$push": {"counting": {"$each": ids}}}
         query = {"_id": user_id, "counting": {"$nin": ids}}
         if mongo.update(self.store.user_totals.update_one, query, change).matched_count:
             return
@@ -91,11 +102,10 @@ class Totals:
         """Create the user's totals from their reported sessions; return what is stored."""
         reported = {"user_id": user_id, "status": "ended", "progress_reported": True}
         fields = {"_id": 0, "duration": 1, "calories_burned": 1}
-        doc: dict[str, Any] = {"_id": user_id, "workouts": 0, "duration": 0.0, "calories": 0.0}
-        for session in self.store.sessions.find(reported, fields):
-            doc["workouts"] += 1
-            doc["duration"] += float(session.get("duration") or 0.0)
-            doc["calories"] += float(session.get("calories_burned") or 0.0)
+        doc: dict[str, Any] = {
+            "_id": user_id,
+            **sum_sessions(self.store.sessions.find(reported, fields)),
+        }
         try:
             self.store.user_totals.insert_one({**doc, "counting": []})
         except DuplicateKeyError:  # built meanwhile by another request: that one stands

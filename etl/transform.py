@@ -18,10 +18,14 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
-from fitness.workouts import GOAL_STATUSES, GOAL_TYPES, WORKOUT_METS
+from fitness.workouts import (
+    GOAL_STATUSES,
+    GOAL_TYPES,
+    MAX_WORKOUT_MINUTES,
+    WEIGHT_SOURCES,
+    WORKOUT_METS,
+)
 
-WEIGHT_SOURCES = frozenset({"profile", "default"})
-MAX_MINUTES = 24 * 60  # the activity service refuses longer workouts
 MAX_CALORIES = 100_000
 MAX_KEY_LENGTH = 128
 MAX_REASON_LENGTH = 500
@@ -173,7 +177,7 @@ def session_line(doc: dict[str, Any], users: set[str], days: set[tuple[str, int,
         ended_ms = millis(doc.get("end_time"), "end_time")
         if ended_ms < start:
             raise Rejected("end_before_start", "the session ends before it starts")
-        duration = repr(number(doc.get("duration"), "duration", MAX_MINUTES))
+        duration = repr(number(doc.get("duration"), "duration", MAX_WORKOUT_MINUTES))
         calories = repr(number(doc.get("calories_burned"), "calories_burned", MAX_CALORIES))
         end = str(ended_ms)
     elif status == "active":

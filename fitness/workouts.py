@@ -42,8 +42,16 @@ MIN_WORKOUT_MINUTES = 1.0
 Without it a session started and ended at once (0.0 minutes, 0.0 kcal) added 1 to every
 workout-count goal. One minute still counts a short set or a plank."""
 
+MAX_WORKOUT_MINUTES = 24 * 60
+"""The longest workout: a longer one is a session someone forgot to end."""
+
 DEFAULT_BODY_WEIGHT_KG = 70.0
 """Used for calories when a user has not given a weight (a common adult reference weight)."""
+
+WEIGHT_FROM_PROFILE, WEIGHT_DEFAULT = "profile", "default"
+WEIGHT_SOURCES = (WEIGHT_FROM_PROFILE, WEIGHT_DEFAULT)
+"""Where a session's weight (for its calories) came from: the user's profile, or the default
+because the profile had none or the user service did not answer in time."""
 
 
 def calories_burned(workout_type: str, weight_kg: float, duration_minutes: float) -> float:

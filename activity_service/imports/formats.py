@@ -25,6 +25,7 @@ from tcxreader.tcxreader import TCXReader
 
 from activity_service.exceptions import UnreadableFile, UnsafeFile
 from fitness.clock import as_utc
+from fitness.workouts import MAX_WORKOUT_MINUTES
 
 MAX_ROWS = 1000
 """Rows (or activities) one file may hold."""
@@ -390,7 +391,7 @@ def _strength_workouts(lines: list[tuple[str, dict]], name: str, to_kg: float) -
                 where=f"{name} {day.isoformat()}",
                 sports=("strength",),
                 start_time=began,
-                end_time=began + dt.timedelta(minutes=min(minutes, 24 * 60)),
+                end_time=began + dt.timedelta(minutes=min(minutes, MAX_WORKOUT_MINUTES)),
                 sets=tuple(sets),
             )
         )
