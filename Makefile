@@ -6,9 +6,11 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: install up test test-fast docs bench lint format protos openapi clean browser servers tools secrets
 
+# Everything the tests need: the runtime dependencies, the embedded servers of the local stack
+# (local), the ETL's charts (reports) and the tools (dev). The images take only some (Dockerfile).
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,local,reports]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -29,9 +31,13 @@ secrets: install
 browser:
 	@command -v chromium >/dev/null || { [ "$$(id -u)" -eq 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } || echo "chromium is missing: tests/live/test_live_page.py will skip (as root: apt-get install -y chromium)"
 
-# PostgreSQL for tests/deployment/test_failover_postgres.py, nginx for tests/deployment/test_deploy_files.py.
+# PostgreSQL, etcd and Patroni (its own virtualenv on Debian's Python, from
+# deploy/patroni/requirements.txt) for tests/deployment/test_failover_postgres.py, nginx for
+# tests/deployment/test_deploy_files.py.
+PATRONI_HOME ?= /opt/fitness-patroni
 servers:
-	@{ ls /usr/lib/postgresql/*/bin/initdb && test -x /usr/sbin/nginx; } >/dev/null 2>&1 || { [ "$$(id -u)" -eq 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql nginx; } || echo "postgresql/nginx missing: their tests will skip"
+	@{ ls /usr/lib/postgresql/*/bin/initdb && test -x /usr/sbin/nginx && test -x /usr/bin/etcd; } >/dev/null 2>&1 || { [ "$$(id -u)" -eq 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql nginx etcd-server python3-venv; } || echo "postgresql/nginx/etcd missing: their tests will skip"
+	@test -x $(PATRONI_HOME)/bin/patroni || { [ "$$(id -u)" -eq 0 ] && /usr/bin/python3 -m venv $(PATRONI_HOME) && $(PATRONI_HOME)/bin/pip install --quiet --disable-pip-version-check -r deploy/patroni/requirements.txt; } || echo "patroni missing: the PostgreSQL failover test will skip"
 
 test: install lint tools browser servers
 	$(PY) -m pytest
