@@ -36,10 +36,13 @@ PASSWORDS = {
     "pg_replication_password": "PostgreSQL streaming replication (Patroni only)",
     "pg_app_password": "role fitness: the user service and its migrations",
     "pg_etl_password": "role fitness_etl: reads the user database for the nightly ETL",
+    "patroni_restapi_password": "Patroni REST API user patroni: switchover, restart (patronictl)",
     "mongo_root_password": "MongoDB root: mongo-init only, to create the roles below",
     "mongo_activity_password": "MongoDB user activity: readWrite on fitness",
     "mongo_etl_password": "MongoDB user etl: read on fitness",
     "warehouse_password": "the warehouse's owner: the ETL",
+    "elastic_password": "Elasticsearch superuser elastic: the setup jobs, people in Kibana",
+    "es_logstash_password": "Elasticsearch user fitness_logstash: Logstash adds log events",
     **{
         f"redis_{kind}_{role}_password": f"Redis ACL user {role} on the {kind} servers"
         for kind, users in {**REDIS_ACL, "state": STATE_SERVER_USERS}.items()

@@ -105,19 +105,19 @@ def _write_material(folder: Path) -> None:
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fitness-goal-tracker CA")])
     ca = (
-        _builder(ca_name, ca_name, ca_key.public_key(), CA_DAYS)
+        certificate_builder(ca_name, ca_name, ca_key.public_key(), CA_DAYS)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(_key_usage(ca=True), critical=True)
+        .add_extension(key_usage(ca=True), critical=True)
         .sign(ca_key, hashes.SHA256())
     )
     for role in ROLES:
         key = ec.generate_private_key(ec.SECP256R1())
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, role)])
         certificate = (
-            _builder(name, ca_name, key.public_key(), CERT_DAYS)
+            certificate_builder(name, ca_name, key.public_key(), CERT_DAYS)
             .add_extension(x509.SubjectAlternativeName([x509.DNSName(role)]), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(_key_usage(ca=False), critical=True)
+            .add_extension(key_usage(ca=False), critical=True)
             .add_extension(
                 x509.ExtendedKeyUsage(
                     [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
@@ -126,13 +126,14 @@ def _write_material(folder: Path) -> None:
             )
             .sign(ca_key, hashes.SHA256())
         )
-        _write(folder / f"{role}.key", _pem_key(key), secret=True)
+        _write(folder / f"{role}.key", pem_key(key), secret=True)
         _write(folder / f"{role}.crt", certificate.public_bytes(serialization.Encoding.PEM))
     # The CA's key is not kept: nothing signs again (delete the folder to make all anew).
     _write(folder / "ca.crt", ca.public_bytes(serialization.Encoding.PEM))
 
 
-def _builder(subject, issuer, public_key, days: int) -> x509.CertificateBuilder:
+def certificate_builder(subject, issuer, public_key, days: int) -> x509.CertificateBuilder:
+    """Start a certificate valid from five minutes ago (clocks differ) for ``days``."""
     now = dt.datetime.now(dt.UTC)
     return (
         x509.CertificateBuilder()
@@ -145,7 +146,8 @@ def _builder(subject, issuer, public_key, days: int) -> x509.CertificateBuilder:
     )
 
 
-def _key_usage(ca: bool) -> x509.KeyUsage:
+def key_usage(ca: bool) -> x509.KeyUsage:
+    """Return what a CA's key (signing certificates) or a peer's key (TLS) may be used for."""
     return x509.KeyUsage(
         digital_signature=not ca,
         content_commitment=False,
@@ -159,7 +161,8 @@ def _key_usage(ca: bool) -> x509.KeyUsage:
     )
 
 
-def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
+def pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
+    """Return ``key`` as unencrypted PKCS#8 PEM (files only its owner may read keep it safe)."""
     return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,

@@ -7,11 +7,14 @@ error and a correlation id) plus every dotted key of the ``extra=`` dicts in the
 from __future__ import annotations
 
 import ast
+import base64
 import json
+import os
 import re
 import subprocess
 import sys
 import threading
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -199,18 +202,30 @@ def test_it_listens_where_the_processes_ship():
         assert field.split(".")[-1] in pipeline, field
 
 
+@dataclass
+class StandIn:
+    """The stand-in Elasticsearch and Kibana: its URL, the requests it got, what it keeps."""
+
+    url: str
+    requests: list[tuple[str, str, dict, bytes]]
+    security: dict[str, dict]
+
+
 @pytest.fixture
 def standin_elk():
     """Answer what elk/setup.py asks Elasticsearch and Kibana, and remember the requests."""
     requests: list[tuple[str, str, dict, bytes]] = []
     templates: dict[str, dict] = {}  # what Elasticsearch would keep
+    security: dict[str, dict] = {"roles": {}, "users": {}, "tokens": {}}
 
     class Handler(BaseHTTPRequestHandler):
         def _answer(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             requests.append((self.command, self.path, dict(self.headers), body))
             status, answer = 200, {"acknowledged": True}
-            if self.path.endswith("/_rollover"):
+            if self.path.startswith("/_security/"):
+                status, answer = _security(security, self.command, self.path, self.headers, body)
+            elif self.path.endswith("/_rollover"):
                 status = 404
             elif self.path.startswith("/_index_template/"):
                 name = self.path.rsplit("/", 1)[1]
@@ -232,20 +247,49 @@ def standin_elk():
             self.end_headers()
             self.wfile.write(payload)
 
-        do_GET = do_PUT = do_POST = _answer
+        do_GET = do_PUT = do_POST = do_DELETE = _answer
 
         def log_message(self, *args) -> None:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", requests
+    yield StandIn(f"http://127.0.0.1:{server.server_address[1]}", requests, security)
     server.shutdown()
     server.server_close()
 
 
+def _security(state: dict, method: str, path: str, headers, body: bytes) -> tuple[int, dict]:
+    """Answer Elasticsearch's security API as far as elk/setup.py uses it."""
+    kind, _, name = path.removeprefix("/_security/").partition("/")
+    if kind == "_authenticate":
+        return (200, {}) if _logs_in(state, headers.get("Authorization", "")) else (401, {})
+    if kind in ("role", "user"):
+        kept = state[f"{kind}s"]
+        if method == "PUT":
+            kept[name] = json.loads(body)
+            return 200, {kind: {"created": True}}
+        return (200, {name: kept[name]}) if name in kept else (404, {})
+    token = name.rsplit("/", 1)[1]  # service/elastic/kibana/credential/token/<name>
+    if method == "DELETE":
+        found = state["tokens"].pop(token, None) is not None
+        return (200 if found else 404), {"found": found}
+    if token in state["tokens"]:
+        return 409, {}
+    state["tokens"][token] = base64.b64encode(os.urandom(24)).decode()
+    return 200, {"created": True, "token": {"name": token, "value": state["tokens"][token]}}
+
+
+def _logs_in(state: dict, authorization: str) -> bool:
+    scheme, _, credentials = authorization.partition(" ")
+    if scheme == "Bearer":
+        return credentials in state["tokens"].values()
+    user, _, password = base64.b64decode(credentials or b"").decode().partition(":")
+    return state["users"].get(user, {}).get("password") == password
+
+
 def test_it_sets_up_elasticsearch_and_kibana_in_one_run(standin_elk):
-    url, requests = standin_elk
+    url, requests = standin_elk.url, standin_elk.requests
     env = {"ELASTICSEARCH_URL": url, "KIBANA_URL": url, "ELK_SETUP_WAIT_SECONDS": "10"}
     result = subprocess.run(
         [sys.executable, str(ELK / "setup.py")], env=env, capture_output=True, text=True, timeout=60
@@ -262,8 +306,8 @@ def test_it_sets_up_elasticsearch_and_kibana_in_one_run(standin_elk):
     assert f"{len(saved_objects())} Kibana objects imported" in result.stdout
 
 
-def _setup(url: str, *parts: str) -> subprocess.CompletedProcess:
-    env = {"ELASTICSEARCH_URL": url, "KIBANA_URL": url, "ELK_SETUP_WAIT_SECONDS": "10"}
+def _setup(url: str, *parts: str, **files: str) -> subprocess.CompletedProcess:
+    env = {"ELASTICSEARCH_URL": url, "KIBANA_URL": url, "ELK_SETUP_WAIT_SECONDS": "10", **files}
     return subprocess.run(
         [sys.executable, str(ELK / "setup.py"), *parts],
         env=env,
@@ -274,7 +318,7 @@ def _setup(url: str, *parts: str) -> subprocess.CompletedProcess:
 
 
 def test_setting_up_elasticsearch_again_changes_nothing_and_never_waits_for_kibana(standin_elk):
-    url, requests = standin_elk
+    url, requests = standin_elk.url, standin_elk.requests
     first = _setup(url, "elasticsearch")
     assert first.returncode == 0, first.stderr
     assert not any(path.startswith("/api/") for _, path, _, _ in requests)  # no Kibana at all
@@ -288,6 +332,51 @@ def test_setting_up_elasticsearch_again_changes_nothing_and_never_waits_for_kiba
     assert "up to date" in again.stdout
     changes = [(m, p) for m, p, _, _ in requests if m in ("PUT", "POST")]
     assert changes == [("PUT", "/_ilm/policy/logs-fitness")]  # no template, no rollover
+
+
+def test_it_gives_logstash_a_user_and_kibana_a_token_once_logged_in_as_elastic(
+    standin_elk, tmp_path
+):
+    url, requests, security = standin_elk.url, standin_elk.requests, standin_elk.security
+    security["users"]["elastic"] = {"password": "elastic-pw"}
+    (tmp_path / "elastic").write_text("elastic-pw\n")
+    (tmp_path / "logstash").write_text("logstash-pw\n")
+    token_file = tmp_path / "token" / "kibana.token"
+    token_file.parent.mkdir()
+    files = {
+        "ELASTIC_PASSWORD_FILE": str(tmp_path / "elastic"),
+        "LOGSTASH_PASSWORD_FILE": str(tmp_path / "logstash"),
+        "KIBANA_TOKEN_FILE": str(token_file),
+    }
+
+    first = _setup(url, "elasticsearch", **files)
+    assert first.returncode == 0, first.stderr
+    role = security["roles"]["fitness_logstash_writer"]
+    assert role["cluster"] == ["monitor"]
+    assert role["indices"] == [
+        {"names": ["logs-fitness-*"], "privileges": ["create_doc", "auto_configure"]}
+    ]
+    assert security["users"]["fitness_logstash"] == {
+        "password": "logstash-pw",
+        "roles": ["fitness_logstash_writer"],
+    }
+    assert token_file.read_text().strip() == security["tokens"]["compose"]
+    assert oct(token_file.stat().st_mode & 0o777) == oct(0o640)
+    elastic = "Basic " + base64.b64encode(b"elastic:elastic-pw").decode()
+    for _, path, headers, _ in requests:
+        if path != "/_security/_authenticate":  # the probes log in as what they check
+            assert headers.get("Authorization") == elastic, path
+
+    requests.clear()
+    again = _setup(url, "elasticsearch", **files)
+    assert again.returncode == 0, again.stderr
+    changes = [(m, p) for m, p, _, _ in requests if m in ("PUT", "POST", "DELETE")]
+    assert changes == [("PUT", "/_ilm/policy/logs-fitness")]  # no user, role or token again
+
+    token_file.unlink()  # lost: a token's value cannot be read back, so a new one is made
+    lost = _setup(url, "elasticsearch", **files)
+    assert lost.returncode == 0, lost.stderr
+    assert token_file.read_text().strip() == security["tokens"]["compose"]
 
 
 def test_log_shipping_in_compose_waits_for_elasticsearch_never_for_kibana():
