@@ -5,9 +5,12 @@
 # service and its migrations); fitness_etl only reads it (the nightly ETL), tables the
 # migrations create later included.
 set -eu
+# Where the secret files are: compose's /run/secrets, or elsewhere on another machine.
+SECRETS_DIR=${SECRETS_DIR:-/run/secrets}
+export SECRETS_DIR
 psql "$1" --set=ON_ERROR_STOP=1 <<'SQL'
-\set app_password `cat /run/secrets/pg_app_password`
-\set etl_password `cat /run/secrets/pg_etl_password`
+\set app_password `cat "$SECRETS_DIR/pg_app_password"`
+\set etl_password `cat "$SECRETS_DIR/pg_etl_password"`
 CREATE ROLE fitness LOGIN PASSWORD :'app_password';
 CREATE ROLE fitness_etl LOGIN PASSWORD :'etl_password';
 CREATE DATABASE fitness OWNER fitness;

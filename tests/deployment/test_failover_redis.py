@@ -1,5 +1,9 @@
 """The state Redis fails over: kill its primary; Sentinel promotes the replica, the gateway follows.
 
+As compose runs them, the servers and Sentinels know each other by host name (names in
+/etc/hosts, each on an address of its own: ``tests.support.hosts``; by address where this
+process may not add names), and the gateway finds them by name.
+
 Sagas acknowledged before the kill are still in the saga log and finish; new sagas complete on
 the new primary. Replication is asynchronous, so the test also measures how many acknowledged
 plain writes a failover loses, next to writes confirmed with ``WAIT 1``.
@@ -7,6 +11,7 @@ plain writes a failover loses, next to writes confirmed with ``WAIT 1``.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from dataclasses import dataclass, field
@@ -15,6 +20,7 @@ import pytest
 import redis
 
 from devstack.stack import LocalStack, Replica
+from tests.support import hosts
 from tests.support.client import GatewayApi, wait_until
 from tests.support.redis_ha import RedisHA
 from tests.support.stack import free_port, make_replicas
@@ -93,12 +99,17 @@ class KeyWriter:
 
 @pytest.fixture
 def state_ha(tmp_path):
-    servers = RedisHA(tmp_path / "redis", free_port(), free_port(), [free_port() for _ in "123"])
-    try:
-        servers.start()
-        yield servers
-    finally:
-        servers.stop()
+    ports = [free_port() for _ in range(5)]
+    wanted = ("state-redis-1", "state-redis-2", "sentinel-1", "sentinel-2", "sentinel-3")
+    named = hosts.names(*wanted) if hosts.available() else contextlib.nullcontext({})
+    with named as given:
+        names = dict(zip(ports, given.values(), strict=False))
+        servers = RedisHA(tmp_path / "redis", ports[0], ports[1], ports[2:], names=names)
+        try:
+            servers.start()
+            yield servers
+        finally:
+            servers.stop()
 
 
 @pytest.fixture
@@ -143,6 +154,8 @@ def test_it_keeps_the_saga_log_and_follows_the_new_primary_after_a_failover(
     state_ha.kill(state_ha.primary)
     assert wait_until(lambda: state_ha.master_port() == state_ha.replica, timeout=20)
     promoted_at = time.monotonic()
+    # The Sentinels name the new primary as compose's clients need it: by its host name.
+    assert state_ha.master_address() == (state_ha.host(state_ha.replica), state_ha.replica)
     assert wait_until(lambda: any(at > promoted_at for at, s, _ in sagas.answers if s == 201))
     for worker in (sagas, plain, waited):
         worker.stopped.set()
@@ -164,7 +177,8 @@ def test_it_keeps_the_saga_log_and_follows_the_new_primary_after_a_failover(
     assert lost_waited == 0
     with capsys.disabled():
         print(
-            f"\nRedis failover: kill -> replica promoted {promoted_at - killed_at:.2f} s; "
+            f"\nRedis failover ({'host names' if state_ha.names else 'addresses'}): "
+            f"kill -> replica promoted {promoted_at - killed_at:.2f} s; "
             f"first goal request sent after the kill that completed its saga was sent "
             f"{sagas.first_completed_after(killed_at) - killed_at:.2f} s after it; "
             f"{len(acknowledged)} sagas acknowledged, 0 lost, all finished "

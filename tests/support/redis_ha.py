@@ -25,24 +25,42 @@ READY_TIMEOUT_SECONDS = 30.0
 # Sentinels call the primary down after 1 s without an answer (compose uses 5 s) and need two
 # of the three to agree before one of them promotes the replica.
 SENTINEL_CONFIG = """port {port}
-bind 127.0.0.1
+bind {address}
 dir {dir}
-sentinel monitor {name} 127.0.0.1 {primary} 2
+{hostnames}sentinel monitor {name} {primary_host} {primary} 2
 sentinel down-after-milliseconds {name} 1000
 sentinel failover-timeout {name} 5000
 sentinel parallel-syncs {name} 1
+"""
+# As compose has them: Sentinels find each other and the servers by name, and say names.
+SENTINEL_HOSTNAMES = """sentinel resolve-hostnames yes
+sentinel announce-hostnames yes
+sentinel announce-ip {host}
 """
 
 
 @dataclass
 class RedisHA:
-    """The state Redis as deployed: primary + replica, watched by three Sentinels."""
+    """The state Redis as deployed: primary + replica, watched by three Sentinels.
+
+    ``names`` (port -> host name and address, ``tests.support.hosts``) runs them under host
+    names as compose does; without, everything is 127.0.0.1.
+    """
 
     root: Path
     primary: int
     replica: int
     sentinels: list[int]
     processes: dict[int, subprocess.Popen] = field(default_factory=dict)
+    names: dict[int, tuple[str, str]] = field(default_factory=dict)
+
+    def host(self, port: int) -> str:
+        """Return the name (or address) clients and peers reach the server on ``port`` by."""
+        return self.names[port][0] if port in self.names else "127.0.0.1"
+
+    def address(self, port: int) -> str:
+        """Return the address the server on ``port`` listens on."""
+        return self.names[port][1] if port in self.names else "127.0.0.1"
 
     @property
     def url(self) -> str:
@@ -51,7 +69,7 @@ class RedisHA:
 
     def url_for(self, role: str) -> str:
         """Return the state Redis URL ``role`` is given (its ACL user named in it)."""
-        hosts = ",".join(f"127.0.0.1:{port}" for port in self.sentinels)
+        hosts = ",".join(f"{self.host(port)}:{port}" for port in self.sentinels)
         return f"redis+sentinel://{role}@{hosts}/{MASTER_NAME}/0"
 
     @property
@@ -78,19 +96,32 @@ class RedisHA:
 
     def server(self, port: int, role: str = "gateway") -> redis.Redis:
         """Return a client of the server on ``port`` itself, as ``role``."""
-        return redis.Redis(port=port, username=role, password=self.password(role), socket_timeout=1)
+        return redis.Redis(
+            host=self.host(port),
+            port=port,
+            username=role,
+            password=self.password(role),
+            socket_timeout=1,
+        )
 
     def start(self) -> None:
         """Start the servers and wait until every Sentinel knows the replica and the others."""
         make_secrets.ensure(self.secrets)
         self._server(self.primary)
-        self._server(self.replica, "--replicaof", "127.0.0.1", str(self.primary))
+        self._server(self.replica, "--replicaof", self.host(self.primary), str(self.primary))
         for port in self.sentinels:
             directory = self.root / f"sentinel-{port}"
             directory.mkdir(parents=True)
             conf = directory / "sentinel.conf"  # Sentinel rewrites it: its state survives restarts
+            named = SENTINEL_HOSTNAMES.format(host=self.host(port)) if self.names else ""
             topology = SENTINEL_CONFIG.format(
-                port=port, dir=directory, name=MASTER_NAME, primary=self.primary
+                port=port,
+                address=self.address(port),
+                dir=directory,
+                hostnames=named,
+                name=MASTER_NAME,
+                primary_host=self.host(self.primary),
+                primary=self.primary,
             )
             conf.write_text(topology + (self.secrets / "sentinel_auth.conf").read_text())
             self._start(port, [str(conf), "--sentinel"])
@@ -98,12 +129,16 @@ class RedisHA:
 
     def rejoin(self, port: int) -> None:
         """Start the server on ``port`` again, as a replica of the current primary."""
-        self._server(port, "--replicaof", "127.0.0.1", str(self.master_port()))
+        self._server(port, "--replicaof", self.master_address()[0], str(self.master_port()))
 
     def master_port(self) -> int:
         """Return the port of the primary the Sentinels name now."""
-        client = self._sentinel(self.sentinels[0])
-        return int(client.sentinel_get_master_addr_by_name(MASTER_NAME)[1])
+        return self.master_address()[1]
+
+    def master_address(self) -> tuple[str, int]:
+        """Return the host (a name, with ``names``) and port of the primary the Sentinels name."""
+        host, port = self._sentinel(self.sentinels[0]).sentinel_get_master_addr_by_name(MASTER_NAME)
+        return (host.decode() if isinstance(host, bytes) else str(host)), int(port)
 
     def kill(self, port: int) -> None:
         """SIGKILL the server on ``port``."""
@@ -126,13 +161,20 @@ class RedisHA:
         acl = str(self.secrets / "redis_state.acl")
         (directory / "redis.conf").write_text(auth.replace("/run/secrets/redis_state_acl", acl))
         conf = directory / "redis.conf"
-        args = ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(directory)]
+        args = ["--port", str(port), "--bind", self.address(port), "--save", ""]
+        args += ["--dir", str(directory)]
+        if self.names:  # as compose: a replica is known to the Sentinels by its name
+            args += ["--replica-announce-ip", self.host(port)]
         args += ["--appendonly", "yes", "--appendfsync", "everysec", *extra]
         self._start(port, [str(conf), *args])
 
     def _sentinel(self, port: int) -> redis.Redis:
         return redis.Redis(
-            port=port, username="sentinel", password=self.password("sentinel"), socket_timeout=1
+            host=self.host(port),
+            port=port,
+            username="sentinel",
+            password=self.password("sentinel"),
+            socket_timeout=1,
         )
 
     def _start(self, port: int, args: list[str]) -> None:
