@@ -67,10 +67,13 @@ class Totals:
         query = {"_id": user_id, "counting": {"$ne": session_id}}
         if mongo.update(self.store.user_totals.update_one, query, change).matched_count:
             return
-        # Nothing matched: added already, or the user has no totals yet (the rare case).
+        # Nothing matched: added already, or the user had no totals yet (the rare case). They
+        # may exist by now all the same, built by the user's first read meanwhile from the
+        # sessions reported before this one: so build them if they are still missing, and
+        # try again either way (the query adds nothing if this session was added already).
         if self.store.user_totals.find_one({"_id": user_id}, {"_id": 1}) is None:
             self._build(user_id)
-            mongo.update(self.store.user_totals.update_one, query, change)
+        mongo.update(self.store.user_totals.update_one, query, change)
 
     def add_many(self, sessions: list[dict[str, Any]]) -> None:
         """``add`` for many new sessions of one user, in one update while none is counted yet."""

@@ -253,6 +253,42 @@ def test_it_adds_each_session_to_its_owners_totals_once(own_stack):
     assert store.user_totals.find_one({"_id": user_id})["counting"] == []
 
 
+class FirstReadInTheGap:
+    """The users' totals collection, with another request's first read of the user's statistics
+    (which builds their totals) landing just after the first update found no totals to add to."""
+
+    def __init__(self, collection, first_read):
+        self.collection, self.first_read, self.interrupted = collection, first_read, False
+
+    def update_one(self, *args, **kwargs):
+        result = self.collection.update_one(*args, **kwargs)
+        if not self.interrupted:
+            self.interrupted = True
+            self.first_read()
+        return result
+
+    def __getattr__(self, name: str):
+        return getattr(self.collection, name)
+
+
+def test_a_report_that_races_the_users_first_read_still_counts(own_stack):
+    """Seen in a live group workout: a participant's statistics were read (and so built) while
+    their workout was being added, and the workout was never counted."""
+    store = ActivityStore(own_stack.mongo_url)
+    user_id = f"race-{uuid.uuid4().hex}"
+    session = _ended(user_id, dt.datetime.now(dt.UTC), minutes=20, reported=False)
+    store.sessions.insert_one(session)
+    racing = FirstReadInTheGap(store.user_totals, lambda: Totals(store).read(user_id))
+
+    class RacedStore(ActivityStore):
+        user_totals = racing
+
+    Totals(RacedStore(own_stack.mongo_url)).add(session)
+
+    assert racing.interrupted
+    assert Totals(store).read(user_id) == {"workouts": 1, "duration": 20.0, "calories": 100.0}
+
+
 def _ended(user_id: str, now: dt.datetime, minutes: int, reported: bool) -> dict:
     return {
         "_id": str(uuid.uuid4()),
