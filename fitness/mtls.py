@@ -188,7 +188,12 @@ def channel(target: str, me: Identity, server_role: str) -> grpc.Channel:
     """Open a channel to ``target`` as ``me``, accepting only ``server_role``'s certificate."""
     credentials = grpc.ssl_channel_credentials(me.ca, me.key, me.certificate)
     # Targets are addresses (127.0.0.1:50051, user_service_1:50051); the name checked is the role.
-    options = [("grpc.ssl_target_name_override", server_role)]
+    # A name with several addresses (Kubernetes' headless Service: one per pod) gets every call
+    # spread over all of them, not pinned to the first that answered.
+    options = [
+        ("grpc.ssl_target_name_override", server_role),
+        ("grpc.lb_policy_name", "round_robin"),
+    ]
     return grpc.secure_channel(target, credentials, options=options)
 
 
