@@ -34,10 +34,10 @@ browser:
 # PostgreSQL, etcd and Patroni (its own virtualenv on Debian's Python, from
 # deploy/patroni/requirements.txt) for tests/deployment/test_failover_postgres.py, nginx for
 # tests/deployment/test_deploy_files.py.
-PATRONI_HOME ?= /opt/fitness-patroni
+FITNESS_PATRONI_HOME ?= /opt/fitness-patroni
 servers:
-	@{ ls /usr/lib/postgresql/*/bin/initdb && test -x /usr/sbin/nginx && test -x /usr/bin/etcd; } >/dev/null 2>&1 || { [ "$$(id -u)" -eq 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql nginx etcd-server python3-venv; } || echo "postgresql/nginx/etcd missing: their tests will skip"
-	@test -x $(PATRONI_HOME)/bin/patroni || { [ "$$(id -u)" -eq 0 ] && /usr/bin/python3 -m venv $(PATRONI_HOME) && $(PATRONI_HOME)/bin/pip install --quiet --disable-pip-version-check -r deploy/patroni/requirements.txt; } || echo "patroni missing: the PostgreSQL failover test will skip"
+	@{ ls /usr/lib/postgresql/*/bin/initdb && test -x /usr/sbin/nginx && test -x /usr/bin/etcd && /usr/bin/python3 -c 'import ensurepip'; } >/dev/null 2>&1 || { [ "$$(id -u)" -eq 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql nginx etcd-server python3-venv; } || echo "postgresql/nginx/etcd missing: their tests will skip"
+	@test -x $(FITNESS_PATRONI_HOME)/bin/patroni || { [ "$$(id -u)" -eq 0 ] && /usr/bin/python3 -m venv $(FITNESS_PATRONI_HOME) && $(FITNESS_PATRONI_HOME)/bin/pip install --quiet --disable-pip-version-check -r deploy/patroni/requirements.txt; } || echo "patroni missing: the PostgreSQL failover test will skip"
 
 test: install lint tools browser servers
 	$(PY) -m pytest

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from bench.harness.results import README, load_all, render, update_readme
+from bench.harness.results import HARDENING_PAGE, load_all, render, update_hardening_page
 
 
 def main() -> None:
@@ -19,8 +19,8 @@ def main() -> None:
     if parser.parse_args().print:
         print(render(load_all()))
     else:
-        update_readme()
-        print(f"updated {README}")
+        update_hardening_page()
+        print(f"updated {HARDENING_PAGE}")
 
 
 if __name__ == "__main__":

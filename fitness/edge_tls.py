@@ -9,9 +9,9 @@ half-copied certificate of yours, not something to overwrite.
 
 The key is made readable by its group (0640): compose runs this with nginx's group, so nginx,
 running as its own non-root user, can read it and nobody else can. It builds the certificate as
-``fitness.mtls`` builds the services' (our image has both), so compose runs the file as it is:
+``fitness.mtls`` builds the services', and ships in our image with it:
 
-    python deploy/edge_tls.py DIRECTORY [--name api.example.com ...]
+    python -m fitness.edge_tls DIRECTORY [--name api.example.com ...]
 """
 
 from __future__ import annotations
@@ -95,7 +95,9 @@ def _write(path: Path, data: bytes, mode: int) -> None:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="edge_tls.py", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m fitness.edge_tls", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("directory", type=Path)
     parser.add_argument("--name", action="append", default=[], help="a DNS name or IP address")
     args = parser.parse_args(argv)

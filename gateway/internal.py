@@ -3,7 +3,7 @@ live sessions) and the state Redis (saga log, live sessions)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import Flask
 
@@ -20,7 +20,7 @@ class Settings(config.Settings):
     """Where the services' gRPC servers and the state Redis are, and the gateway's identity."""
 
     state_redis_url: str = "redis://127.0.0.1:6390/0"
-    state_redis_password: str = ""
+    state_redis_password: str = field(default="", repr=False)  # never in a log line or traceback
     state_redis_timeout_seconds: float = 2.0
     # Replicas each saga checkpoint must reach (WAIT) before the step runs: 1 with a replica.
     state_redis_wait_count: int = 0

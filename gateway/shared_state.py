@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import Flask
 
@@ -25,7 +25,7 @@ class Settings(config.Settings):
         "redis://127.0.0.1:6380/0,redis://127.0.0.1:6381/0,redis://127.0.0.1:6382/0"
     )
     # The ACL user is in the URLs (redis://gateway@host:port/0); its password is this.
-    cache_redis_password: str = ""
+    cache_redis_password: str = field(default="", repr=False)  # never in a log line or traceback
     cache_timeout_seconds: float = 0.2
     cache_probe_seconds: float = 1.0
     cache_ttl_seconds: float = 30.0

@@ -29,7 +29,7 @@ from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parents[1]
 RESULTS_DIR = BENCH_DIR / "results"
-README = BENCH_DIR.parent / "docs" / "hardening.md"
+HARDENING_PAGE = BENCH_DIR.parent / "docs" / "hardening.md"
 START_MARKER = "<!-- hardening-table:start -->"
 END_MARKER = "<!-- hardening-table:end -->"
 
@@ -119,12 +119,12 @@ def render(suites: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def update_readme(readme: Path = README) -> None:
+def update_hardening_page(page: Path = HARDENING_PAGE) -> None:
     """Replace the table between the markers in docs/hardening.md with the saved suites' rows."""
-    text = readme.read_text()
+    text = page.read_text()
     start, end = text.index(START_MARKER), text.index(END_MARKER)
     table = render(load_all())
-    readme.write_text(text[: start + len(START_MARKER)] + "\n" + table + "\n" + text[end:])
+    page.write_text(text[: start + len(START_MARKER)] + "\n" + table + "\n" + text[end:])
 
 
 def command_line(module: str, args: Sequence[str], python: str = "python") -> str:

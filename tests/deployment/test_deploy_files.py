@@ -30,7 +30,8 @@ import pytest
 import requests
 import yaml
 
-from deploy import edge_tls, make_secrets
+from deploy import make_secrets
+from fitness import edge_tls
 from fitness.config import COMMON_DEFAULTS, ENV_PREFIX, FILE_SUFFIX
 from fitness.imports import MAX_UPLOAD_BYTES
 from tests.support import REPO_ROOT
@@ -104,8 +105,8 @@ def _our_processes() -> dict[str, tuple[str, dict[str, str]]]:
         command = service.get("command", [])
         if service.get("image") not in OUR_IMAGES or command[:2] != ["python", "-m"]:
             continue
-        if command[2] == "fitness.mtls":
-            continue  # tls-init: a one-shot that reads no settings (checked below)
+        if command[2] in ("fitness.mtls", "fitness.edge_tls"):
+            continue  # tls-init, edge-tls-init: one-shots that read no settings (checked below)
         env = service.get("environment", {})
         # FITNESS_X_FILE gives setting X from a file (fitness/config.py).
         settings = {
@@ -703,8 +704,9 @@ def test_nginx_serves_the_certificate_edge_tls_init_writes_and_waits_for_it():
     )
     [source] = [m[0] for m in _mounts(nginx) if m[1:] == [directory, "ro"]]
     [written] = [m[1] for m in _mounts(init) if m[0] == source]
-    [script] = [m[1] for m in _mounts(init) if m[0] == "./deploy/edge_tls.py"]
-    assert init["command"][:3] == ["python", script, written]
+    # From our image (no file mounted from the host, which could differ from the image's code).
+    assert init["command"][:4] == ["python", "-m", "fitness.edge_tls", written]
+    assert all(not m[0].startswith("./") for m in _mounts(init))
     assert nginx["depends_on"]["edge-tls-init"]["condition"] == "service_completed_successfully"
     # The key is 0640, its group the one edge-tls-init runs with: nginx's.
     assert init["user"].split(":")[1] == nginx["user"].split(":")[1]

@@ -238,3 +238,46 @@ def test_it_keeps_embedded_servers_and_plotting_out_of_the_images(resolve, targe
     installed = resolve(target, arch)
     assert not installed & NOT_IN[target], f"{target} would ship {installed & NOT_IN[target]}"
     assert ("matplotlib" in installed) == (target == "etl")
+
+
+PATRONI = ROOT / "deploy" / "patroni"
+
+
+def _patroni_source_builds() -> set[str]:
+    """Return what the Patroni image builds from source (its ``--no-binary``: pure Python)."""
+    [listed] = re.findall(r"--no-binary=(\S+)", (PATRONI / "Dockerfile").read_text())
+    return {str(canonicalize_name(name)) for name in listed.split(",")}
+
+
+def _patroni_requirements() -> list[Requirement]:
+    lines = (PATRONI / "requirements.txt").read_text().splitlines()
+    return [Requirement(line) for line in lines if line.strip() and not line.startswith("#")]
+
+
+def test_the_patroni_image_pins_everything_it_installs():
+    for requirement in _patroni_requirements():
+        assert str(requirement.specifier).startswith("=="), f"not pinned: {requirement}"
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_the_patroni_image_finds_a_wheel_for_all_but_its_pure_python_sources(
+    resolve, arch, tmp_path
+):
+    # postgres:15-bookworm: Debian's Python 3.11 and glibc 2.36, like our own base. (``resolve``
+    # is asked for its check alone: without a package index this test skips.)
+    wheels = [
+        r
+        for r in _patroni_requirements()
+        if canonicalize_name(r.name) not in _patroni_source_builds()
+    ]
+    result = _pip(
+        *("download", "--no-deps", "--only-binary=:all:", "--quiet", "--dest", str(tmp_path)),
+        *("--python-version", "3.11", "--implementation", "cp", "--abi", "cp311"),
+        *(f"--platform={tag}" for tag in [*platforms(arch, GLIBC_MINOR["bookworm"]), "any"]),
+        *(str(r) for r in wheels),
+    )
+    assert result.returncode == 0, f"Patroni on {arch}:\n{result.stderr[-3000:]}"
+    fetched = {
+        str(canonicalize_name(parse_wheel_filename(p.name)[0])) for p in tmp_path.glob("*.whl")
+    }
+    assert fetched == {str(canonicalize_name(r.name)) for r in wheels}

@@ -18,14 +18,19 @@ from typing import Any
 from sqlalchemy import create_engine, text
 
 from fitness import mongo
-from fitness.workouts import GOAL_TYPES, MIN_WORKOUT_MINUTES, SESSION_STATUSES, WORKOUT_TYPES
+from fitness.workouts import (
+    GOAL_TYPES,
+    MAX_WORKOUT_MINUTES,
+    MIN_WORKOUT_MINUTES,
+    SESSION_STATUSES,
+    WORKOUT_TYPES,
+)
 
 USERNAME = re.compile(r"^[A-Za-z0-9_.-]{3,32}$")
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 USER_GOAL_STATUSES = ("active", "cancelled")
 COPY_GOAL_STATUSES = ("active", "cancelled", "deleted")
 MAX_TARGET = 10_000_000
-MAX_MINUTES = 24 * 60
 
 
 def invalid_records(data_dir: Path, mongo_url: str) -> list[str]:
@@ -115,11 +120,11 @@ def _session_rules(doc: dict[str, Any]) -> Iterator[str]:
         yield f"weight_kg {doc.get('weight_kg')!r} outside 20..400"
     if doc.get("status") in ("ended", "discarded"):
         yield from _ended_rules(doc)
-    counted = _in_range(doc.get("duration"), MIN_WORKOUT_MINUTES, MAX_MINUTES)
+    counted = _in_range(doc.get("duration"), MIN_WORKOUT_MINUTES, MAX_WORKOUT_MINUTES)
     finished = doc.get("status") in ("ended", "discarded")
     if (
         finished
-        and _in_range(doc.get("duration"), 0, MAX_MINUTES)
+        and _in_range(doc.get("duration"), 0, MAX_WORKOUT_MINUTES)
         and counted != (doc["status"] == "ended")
     ):
         yield f"{doc['status']} with duration {doc.get('duration')!r} (the minimum decides)"
@@ -131,8 +136,8 @@ def _ended_rules(doc: dict[str, Any]) -> Iterator[str]:
         yield "an ended workout without start_time/end_time timestamps"
     elif end < start:
         yield "end_time before start_time"
-    if not _in_range(doc.get("duration"), 0, MAX_MINUTES):
-        yield f"duration {doc.get('duration')!r} outside 0..{MAX_MINUTES} minutes"
+    if not _in_range(doc.get("duration"), 0, MAX_WORKOUT_MINUTES):
+        yield f"duration {doc.get('duration')!r} outside 0..{MAX_WORKOUT_MINUTES} minutes"
     if not _in_range(doc.get("calories_burned"), 0, math.inf):
         yield f"calories_burned {doc.get('calories_burned')!r} negative or not a number"
 

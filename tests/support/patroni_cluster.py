@@ -71,13 +71,20 @@ def patroni_binary() -> Path:
     ``make servers`` installs it; CI does it here if it did not. Elsewhere the test skips.
     """
     patroni = PATRONI_HOME / "bin" / "patroni"
-    if not patroni.exists() and os.environ.get("CI") == "true":
+    if not patroni.exists() and os.environ.get("CI") == "true" and _can_make_virtualenvs():
         subprocess.run(["/usr/bin/python3", "-m", "venv", str(PATRONI_HOME)], check=True)
         pip = [str(PATRONI_HOME / "bin" / "pip"), "install", "-q", "-r", str(PATRONI_REQUIREMENTS)]
         subprocess.run(pip, check=True, timeout=600)
     if not patroni.exists():
         pytest.skip(f"{patroni} not found: make servers installs it")
     return patroni
+
+
+def _can_make_virtualenvs() -> bool:
+    """Return whether Debian's Python can make a virtualenv (python3-venv installed)."""
+    python = Path("/usr/bin/python3")
+    check = [str(python), "-c", "import ensurepip"]
+    return python.exists() and subprocess.run(check, check=False).returncode == 0
 
 
 def postgres_binaries() -> Path:
@@ -132,6 +139,8 @@ class PatroniCluster:
     etcd: subprocess.Popen | None = None
 
     def __post_init__(self) -> None:
+        # What it runs, found (or installed on CI) before anything is made: else the test skips.
+        self.binaries = (etcd_binary(), postgres_binaries(), patroni_binary())
         # PostgreSQL refuses to run as root: Patroni and its servers run as postgres.
         self._as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
         if self._as_postgres:
@@ -143,8 +152,12 @@ class PatroniCluster:
         for secret in SECRETS:
             self.passwords[secret] = os.urandom(12).hex()
             (self.secrets / secret).write_text(self.passwords[secret])
+        # The bootstrap script as compose mounts it, where postgres may read it (a clone under
+        # /root could not be).
+        self.post_bootstrap = self.root / POST_BOOTSTRAP.name
+        shutil.copyfile(POST_BOOTSTRAP, self.post_bootstrap)
         if self._as_postgres:
-            for path in (self.secrets, *self.secrets.iterdir()):
+            for path in (self.secrets, *self.secrets.iterdir(), self.post_bootstrap):
                 shutil.chown(path, "postgres")
 
     def start(self) -> None:
@@ -168,14 +181,14 @@ class PatroniCluster:
             ("postgresql", "listen"): f"127.0.0.1:{member.pg_port}",
             ("postgresql", "connect_address"): f"127.0.0.1:{member.pg_port}",
             ("postgresql", "data_dir"): str(self.root / member.name),
-            ("postgresql", "bin_dir"): str(postgres_binaries()),
+            ("postgresql", "bin_dir"): str(self.binaries[1]),
             ("postgresql", "pgpass"): str(self.root / f"{member.name}.pgpass"),
             ("postgresql", "parameters", "unix_socket_directories"): str(self.root),
-            ("bootstrap", "post_bootstrap"): f"sh {POST_BOOTSTRAP}",
+            ("bootstrap", "post_bootstrap"): f"sh {self.post_bootstrap}",
         }
 
     def _patroni(self) -> str:
-        return str(patroni_binary())
+        return str(self.binaries[2])
 
     def _env(self) -> dict[str, str]:
         """The environment compose and its entrypoint give Patroni: users, and passwords read
@@ -195,7 +208,7 @@ class PatroniCluster:
         client = f"http://127.0.0.1:{self.etcd_port}"
         peer = f"http://127.0.0.1:{self.etcd_peer_port}"
         command = [
-            str(etcd_binary()), "--name", "etcd1", "--data-dir", str(self.root / "etcd"),
+            str(self.binaries[0]), "--name", "etcd1", "--data-dir", str(self.root / "etcd"),
             "--listen-client-urls", client, "--advertise-client-urls", client,
             "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
             "--initial-cluster", f"etcd1={peer}",
@@ -211,6 +224,7 @@ class PatroniCluster:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=self._env(),
+                cwd=self.root,
                 start_new_session=True,  # the node and its PostgreSQL die together
             )
 
@@ -255,17 +269,23 @@ class PatroniCluster:
         backends follow their postmaster."""
         assert member.process is not None
         postmaster = self._postmaster_pid(member)
-        os.killpg(member.process.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(member.process.pid, signal.SIGKILL)
         if postmaster is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(postmaster, signal.SIGKILL)
         member.process.wait(timeout=10)
 
     def _postmaster_pid(self, member: Member) -> int | None:
+        """Return the pid of the member's running postmaster, if one runs (a stale
+        postmaster.pid may name a pid reused by another process: that one is not ours)."""
+        data_dir = self.root / member.name
         try:
-            return int((self.root / member.name / "postmaster.pid").read_text().split()[0])
+            pid = int((data_dir / "postmaster.pid").read_text().split()[0])
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
         except (OSError, ValueError, IndexError):
             return None
+        return pid if str(data_dir).encode() in command else None
 
     def url(self, database: str = "fitness", user: str = "fitness") -> str:
         """Return the URL the services get (its password apart): every member's address, and
@@ -291,9 +311,10 @@ class PatroniCluster:
             connection.close()
 
     def stop(self) -> None:
-        """Kill every process and remove the scratch directory."""
+        """Kill every process (a member's PostgreSQL too, whether its Patroni still runs or
+        not) and remove the scratch directory."""
         for member in self.members:
-            if member.process is not None and member.process.poll() is None:
+            if member.process is not None:
                 self.kill(member)
         if self.etcd is not None and self.etcd.poll() is None:
             os.killpg(self.etcd.pid, signal.SIGKILL)

@@ -58,3 +58,11 @@ def test_two_rooms_cannot_default_one_setting_differently():
 
     with pytest.raises(ValueError, match="DATA_DIR"):
         config.compose_defaults(Elsewhere)
+
+
+def test_passwords_stay_out_of_the_settings_repr():
+    for settings in (
+        internal.Settings(state_redis_password="sekret-1"),
+        shared_state.Settings(cache_redis_password="sekret-1"),
+    ):
+        assert "sekret-1" not in repr(settings)
