@@ -36,57 +36,12 @@ from fitness.config import COMMON_DEFAULTS, ENV_PREFIX, FILE_SUFFIX
 from fitness.imports import MAX_UPLOAD_BYTES
 from tests.support import REPO_ROOT
 from tests.support.client import wait_until
+from tests.support.deployment import EVERY_PROCESS, NEEDS, OUR_IMAGES, compose_file
 from tests.support.stack import free_port
 from tests.support.system_packages import require
 
 ROOT = REPO_ROOT
 BIN = Path(sys.executable).parent
-# The images built from our Dockerfile: services and one-shots; the ETL (with its charts).
-OUR_IMAGES = {"fitness-goal-tracker:local", "fitness-goal-tracker-etl:local"}
-# What each of our processes must be given in production (beyond what every one gets).
-EVERY_PROCESS = {"ENV", "LOGSTASH_HOST", "LOGSTASH_PORT"}
-NEEDS = {
-    "user_service serve": {
-        "JWT_SECRET",
-        "DATABASE_URL",
-        "DATABASE_PASSWORD",
-        "STATE_REDIS_URL",
-        "STATE_REDIS_PASSWORD",
-        "HTTP_PORT",
-        "GRPC_PORT",
-    },
-    "user_service migrate": {"DATABASE_URL", "DATABASE_PASSWORD"},
-    "activity_service serve": {
-        "JWT_SECRET",
-        "MONGO_URL",
-        "MONGO_PASSWORD",
-        "USER_GRPC_TARGETS",
-        "HTTP_PORT",
-        "GRPC_PORT",
-    },
-    "gateway serve": {
-        "JWT_SECRET",
-        "USER_HTTP_REPLICAS",
-        "ACTIVITY_HTTP_REPLICAS",
-        "USER_GRPC_TARGETS",
-        "ACTIVITY_GRPC_TARGETS",
-        "CACHE_REDIS_URLS",
-        "CACHE_REDIS_PASSWORD",
-        "STATE_REDIS_URL",
-        "STATE_REDIS_PASSWORD",
-        "TRUSTED_PROXY_HOPS",
-        "HTTP_PORT",
-    },
-    "etl schedule": {
-        "DATABASE_URL",
-        "DATABASE_PASSWORD",
-        "MONGO_URL",
-        "MONGO_PASSWORD",
-        "WAREHOUSE_URL",
-        "WAREHOUSE_PASSWORD",
-        "ETL_SCHEDULE",
-    },
-}
 SECRETS_DIR = "/run/secrets/"
 
 
@@ -95,7 +50,7 @@ def _run(*command: str) -> subprocess.CompletedProcess:
 
 
 def _compose() -> dict:
-    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    return compose_file()
 
 
 def _our_processes() -> dict[str, tuple[str, dict[str, str]]]:

@@ -28,8 +28,8 @@ from deploy.k8s.render import HERE as K8S
 from deploy.k8s.render import Unsupported, containers, documents, render
 from fitness import mtls, web
 from fitness.config import COMMON_DEFAULTS, ENV_PREFIX, FILE_SUFFIX
-from tests.deployment.test_deploy_files import EVERY_PROCESS, NEEDS
 from tests.support import REPO_ROOT
+from tests.support.deployment import EVERY_PROCESS, NEEDS, compose_file
 from tests.support.system_packages import require
 
 # The oldest Kubernetes the manifests are for, and the newest the validator carries.
@@ -51,7 +51,7 @@ def manifests() -> Manifests:
 
 def _compose() -> dict[str, dict]:
     """Return docker-compose.yml's services."""
-    return yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())["services"]
+    return compose_file()["services"]
 
 
 def _examples() -> list[dict]:
