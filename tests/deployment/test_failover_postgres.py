@@ -19,10 +19,10 @@ import pytest
 import requests
 import yaml
 
-from devstack.stack import LocalStack, Replica
+from devstack.stack import Replica
 from tests.support.client import wait_until
 from tests.support.patroni_cluster import PATRONI_YML, PatroniCluster, post_status
-from tests.support.stack import free_port
+from tests.support.stack import free_port, running
 
 PASSWORD = "correct-horse"
 # Patroni's leader lock outlives a dead leader by up to its ttl; then loop_wait, and promotion.
@@ -91,12 +91,8 @@ def users_on_cluster(cluster, tmp_path):
         "FITNESS_DATABASE_URL": cluster.url(),
         "FITNESS_DATABASE_PASSWORD": cluster.passwords["pg_app_password"],
     }
-    stack = LocalStack(tmp_path, replicas, extra_env=env)
-    try:
-        stack.start()
+    with running(tmp_path, replicas, env) as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 def _can_log_in(urls: list[str], body: dict) -> bool:

@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 import pytest
 import redis
 
-from devstack.stack import LocalStack, Replica
+from devstack.stack import Replica
 from tests.support import hosts
 from tests.support.client import GatewayApi, wait_until
 from tests.support.redis_ha import RedisHA
-from tests.support.stack import free_port, make_replicas
+from tests.support.stack import free_port, make_replicas, running
 
 GOAL = {"goal_type": "workout_count", "target_value": 4, "target_date": "2099-01-01"}
 TERMINAL = {"completed", "compensated", "failed"}
@@ -120,12 +120,8 @@ def gateway_on_sentinels(state_ha, tmp_path):
         **state_ha.env("gateway"),
         "FITNESS_STATE_REDIS_WAIT_COUNT": "1",
     }
-    stack = LocalStack(tmp_path / "stack", replicas, extra_env=env)
-    try:
-        stack.start()
+    with running(tmp_path / "stack", replicas, env) as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 def _saga_state(api: GatewayApi, saga_id: str, token: str) -> str:

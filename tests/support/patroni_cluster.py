@@ -10,27 +10,25 @@ the environment of each Patroni process, the application roles' read by ``post_b
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import json
+import copy
 import os
 import shutil
 import signal
 import subprocess
 import tempfile
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psycopg2
 import pytest
+import requests
 import yaml
 
 from devstack.stack import free_port
 from tests.support import REPO_ROOT
+from tests.support.client import wait_until
 from tests.support.system_packages import require
 
 PATRONI_YML = REPO_ROOT / "deploy" / "patroni" / "patroni.yml"
@@ -97,7 +95,7 @@ def node_config(base: dict[str, Any], local: dict[tuple[str, ...], Any]) -> dict
     unknown = set(local) - LOCAL_KEYS
     if unknown:
         raise ValueError(f"not a per-machine setting: {sorted(unknown)}")
-    config = json.loads(json.dumps(base))  # a deep copy
+    config = copy.deepcopy(base)
     for path, value in local.items():
         parent = config
         for key in path[:-1]:
@@ -330,30 +328,19 @@ class PatroniCluster:
         return "\n".join(parts)
 
     def _wait(self, condition, what: str, timeout: float = READY_TIMEOUT_SECONDS) -> None:
-        deadline = time.monotonic() + timeout
-        while not condition():
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"no {what} after {timeout:.0f} s\n{self.log_tail()}")
-            time.sleep(0.2)
+        if not wait_until(condition, timeout):
+            raise TimeoutError(f"no {what} after {timeout:.0f} s\n{self.log_tail()}")
 
 
 def post_status(url: str, password: str | None = None) -> int:
     """POST to ``url`` (as the REST API's user with ``password``) and return the status."""
-    request = urllib.request.Request(url, data=b"{}", method="POST")
-    if password is not None:
-        token = base64.b64encode(f"{RESTAPI_USERNAME}:{password}".encode()).decode()
-        request.add_header("Authorization", f"Basic {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_SECONDS) as answer:
-            return answer.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
+    auth = (RESTAPI_USERNAME, password) if password is not None else None
+    return requests.post(url, json={}, auth=auth, timeout=HTTP_TIMEOUT_SECONDS).status_code
 
 
 def _get(url: str) -> Any:
     """GET ``url`` and return its JSON, or None if it does not answer."""
     try:
-        with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT_SECONDS) as answer:
-            return json.loads(answer.read())
-    except (OSError, ValueError):
+        return requests.get(url, timeout=HTTP_TIMEOUT_SECONDS).json()
+    except (requests.RequestException, ValueError):
         return None
