@@ -536,9 +536,9 @@ class WorkoutService:
             results = pool.map(self._record_in_context(), docs)
             delivered = [doc["_id"] for doc, ok in zip(docs, results, strict=True) if ok]
         if delivered:
-            mongo.update(
-                self.store.sessions.update_many,
-                {"_id": {"$in": delivered}},
+            mongo.update_each(
+                self.store.sessions,
+                delivered,
                 {"$set": {"progress_reported": True, "updated_at": utcnow()}},
             )
             self.totals.settle_many(docs[0]["user_id"], delivered)

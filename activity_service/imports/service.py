@@ -126,7 +126,7 @@ class ImportService:
     def _seen(self, user_id: str, activities: list[Activity]) -> dict[str, str]:
         """Return {fingerprint: workout id} of the activities imported before."""
         keys = [f"{user_id}:{a.fingerprint}" for a in activities]
-        found = self.store.imported_activities.find({"_id": {"$in": keys}}) if keys else []
+        found = mongo.find_each(self.store.imported_activities, keys)
         return {doc["_id"].partition(":")[2]: doc["session_id"] for doc in found}
 
     def _remember(self, user_id: str, activities: list[Activity], session_ids: list[str]) -> None:

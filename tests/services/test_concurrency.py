@@ -80,3 +80,21 @@ def test_it_registers_each_name_once_under_a_race(stack):
     with ThreadPoolExecutor(len(clients)) as pool:
         codes = sorted(pool.map(register, clients))
     assert codes == [201] + [409] * (len(clients) - 1)
+
+
+def test_documents_updated_by_id_in_bulk_lose_no_increment_under_a_race(stack):
+    """``update_each`` sends again the updates that lost a race, and only those."""
+    documents = mongo.connect(stack.mongo_url, "race")["many"]
+    ids = [uuid.uuid4().hex for _ in range(20)]
+    documents.insert_many([{"_id": one, "value": 0} for one in ids])
+    rounds = 5 * THREADS
+
+    def bump_all(_):
+        mongo.update_each(documents, ids, {"$inc": {"value": 1}})
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        list(pool.map(bump_all, range(rounds)))
+    found = mongo.find_each(documents, ["no-such-id", *ids])
+    assert [doc["_id"] for doc in found] == ids
+    assert {doc["value"] for doc in found} == {rounds}
+    assert {doc[mongo.REVISION] for doc in found} == {rounds}
