@@ -82,7 +82,13 @@ class Totals:
         query = {"_id": user_id, "counting": {"$nin": ids}}
         if mongo.update(self.store.user_totals.update_one, query, change).matched_count:
             return
-        for session in sessions:  # no totals yet, or some counted already: one by one
+        # No totals yet (a user's first workouts: build them, as ``add`` does, and try the batch
+        # again), or some of these counted already: then one by one.
+        if self.store.user_totals.find_one({"_id": user_id}, {"_id": 1}) is None:
+            self._build(user_id)
+            if mongo.update(self.store.user_totals.update_one, query, change).matched_count:
+                return
+        for session in sessions:
             self.add(session)
 
     def settle_many(self, user_id: str, session_ids: list[str]) -> None:
