@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import builtins
-import contextvars
 import datetime as dt
 import logging
 import threading
 import uuid
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +33,7 @@ log = logging.getLogger(__name__)
 
 REPORT_INTERVAL_SECONDS = 5.0
 REPORT_BATCH = 100
-REPORT_THREADS = 4  # progress reports of one import sent side by side
+RECORD_AT_ONCE = 100  # progress reports in one RecordWorkouts call (its bound: user.proto)
 # Namespace of session ids derived from (user, Idempotency-Key); any fixed UUID would do.
 _KEYED_SESSIONS = uuid.UUID("6f1d0c52-3b7e-4d0a-9a43-2f5e8c1b7d90")
 # Namespace of logged and imported workouts' ids, derived from (user, type, start).
@@ -214,15 +211,25 @@ class UserDirectory:
 
         ``inline``: a client is waiting, so use the short deadline (the outbox retries).
         """
-        request = user_pb2.RecordWorkoutRequest(
-            session_id=doc["_id"],
-            user_id=doc["user_id"],
-            workout_type=doc["workout_type"],
-            duration_minutes=doc["duration"],
-            calories_burned=doc["calories_burned"],
-            ended_at=as_utc(doc["end_time"]).isoformat(),
-        )
+        request = _record_request(doc)
         self.client.call("RecordWorkout", request, timeout=self.inline_timeout if inline else None)
+
+    def record_workouts(self, docs: list[dict[str, Any]], inline: bool = True) -> None:
+        """``record_workout`` for up to ``RECORD_AT_ONCE`` sessions in one call (one
+        transaction in the user service)."""
+        request = user_pb2.RecordWorkoutsRequest(workouts=[_record_request(d) for d in docs])
+        self.client.call("RecordWorkouts", request, timeout=self.inline_timeout if inline else None)
+
+
+def _record_request(doc: dict[str, Any]) -> user_pb2.RecordWorkoutRequest:
+    return user_pb2.RecordWorkoutRequest(
+        session_id=doc["_id"],
+        user_id=doc["user_id"],
+        workout_type=doc["workout_type"],
+        duration_minutes=doc["duration"],
+        calories_burned=doc["calories_burned"],
+        ended_at=as_utc(doc["end_time"]).isoformat(),
+    )
 
 
 class WorkoutService:
@@ -527,14 +534,23 @@ class WorkoutService:
         return True
 
     def report_many(self, docs: builtins.list[dict[str, Any]]) -> None:
-        """``report`` for many ended sessions of one user: one totals update, reports side by
-        side, one update marking the delivered ones. What fails waits for the outbox loop."""
+        """``report`` for many ended sessions of one user: one totals update, the reports
+        ``RECORD_AT_ONCE`` to a call, and the delivered ones marked. What fails waits for the
+        outbox loop."""
         if not docs:
             return
         self.totals.add_many(docs)
-        with ThreadPoolExecutor(REPORT_THREADS) as pool:
-            results = pool.map(self._record_in_context(), docs)
-            delivered = [doc["_id"] for doc, ok in zip(docs, results, strict=True) if ok]
+        delivered: builtins.list[str] = []
+        for start in range(0, len(docs), RECORD_AT_ONCE):
+            chunk = docs[start : start + RECORD_AT_ONCE]
+            try:
+                self.users.record_workouts(chunk)
+            except DomainError as exc:
+                log.warning(
+                    "progress reports of %d sessions failed, will retry: %s", len(chunk), exc
+                )
+                continue
+            delivered += [doc["_id"] for doc in chunk]
         if delivered:
             mongo.update_each(
                 self.store.sessions,
@@ -542,20 +558,6 @@ class WorkoutService:
                 {"$set": {"progress_reported": True, "updated_at": utcnow()}},
             )
             self.totals.settle_many(docs[0]["user_id"], delivered)
-
-    def _record_in_context(self) -> Callable[[dict[str, Any]], bool]:
-        """Return a reporter for pool threads, carrying this request's correlation id."""
-        context = contextvars.copy_context()
-
-        def record(doc: dict[str, Any]) -> bool:
-            try:
-                context.copy().run(self.users.record_workout, doc)
-            except DomainError as exc:
-                log.warning("progress report for %s failed, will retry: %s", doc["_id"], exc)
-                return False
-            return True
-
-        return record
 
     def report_pending(self, stopped: threading.Event) -> None:
         """Re-send ended sessions whose progress report failed, until ``stopped`` is set."""

@@ -44,6 +44,7 @@ CALLERS: dict[str, frozenset[str]] = {
     "/fitness.v1.UserService/DeleteGoal": _GATEWAY,
     "/fitness.v1.UserService/RestoreGoal": _GATEWAY,
     "/fitness.v1.UserService/RecordWorkout": frozenset({"activity_service"}),
+    "/fitness.v1.UserService/RecordWorkouts": frozenset({"activity_service"}),
     "/fitness.v1.ActivityService/StartWorkoutSession": _GATEWAY,
     "/fitness.v1.ActivityService/EndWorkoutSession": _GATEWAY,
     "/fitness.v1.ActivityService/GetUserStatistics": _GATEWAY,

@@ -39,6 +39,10 @@ def user_message(view: dict) -> user_pb2.UserResponse:
     )
 
 
+MAX_RECORDED_AT_ONCE = 100
+"""Workouts one ``RecordWorkouts`` call may carry (user.proto)."""
+
+
 def _parse_time(value: str) -> dt.datetime:
     try:
         moment = dt.datetime.fromisoformat(value)
@@ -124,19 +128,37 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         return goal_message(restored)
 
     def RecordWorkout(self, request, context):
-        workout = FinishedWorkout(
-            session_id=request.session_id,
-            user_id=request.user_id,
-            workout_type=request.workout_type,
-            duration_minutes=request.duration_minutes,
-            calories_burned=request.calories_burned,
-            ended_at=_parse_time(request.ended_at),
-        )
-        if not workout.session_id or not workout.user_id:
-            raise ValidationFailed("session_id and user_id are required.")
-        counted, achieved = self.goals.record_workout(workout)
-        for view in achieved:
-            self.events.goal_achieved(view)
-        return user_pb2.RecordWorkoutResponse(
-            counted=counted, achieved_goals=[goal_message(view) for view in achieved]
-        )
+        return self._recorded([_finished_workout(request)])[0]
+
+    def RecordWorkouts(self, request, context):
+        if len(request.workouts) > MAX_RECORDED_AT_ONCE:
+            raise ValidationFailed(f"Send at most {MAX_RECORDED_AT_ONCE} workouts at once.")
+        workouts = [_finished_workout(one) for one in request.workouts]
+        return user_pb2.RecordWorkoutsResponse(results=self._recorded(workouts))
+
+    def _recorded(self, workouts: list[FinishedWorkout]) -> list:
+        """Count ``workouts``, announce the goals they achieved; return one answer each."""
+        answers = []
+        for counted, achieved in self.goals.record_workouts(workouts):
+            for view in achieved:
+                self.events.goal_achieved(view)
+            answers.append(
+                user_pb2.RecordWorkoutResponse(
+                    counted=counted, achieved_goals=[goal_message(view) for view in achieved]
+                )
+            )
+        return answers
+
+
+def _finished_workout(request) -> FinishedWorkout:
+    """Return a reported workout, refusing one without its session or user."""
+    if not request.session_id or not request.user_id:
+        raise ValidationFailed("session_id and user_id are required.")
+    return FinishedWorkout(
+        session_id=request.session_id,
+        user_id=request.user_id,
+        workout_type=request.workout_type,
+        duration_minutes=request.duration_minutes,
+        calories_burned=request.calories_burned,
+        ended_at=_parse_time(request.ended_at),
+    )

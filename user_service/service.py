@@ -370,24 +370,44 @@ class GoalService:
         made achieved. A goal counts workouts that end between its creation and the end of
         its target date, of its workout type if it has one.
         """
+        return self.record_workouts([workout])[0]
+
+    def record_workouts(
+        self, workouts: builtins.list[FinishedWorkout]
+    ) -> builtins.list[tuple[bool, builtins.list[dict[str, Any]]]]:
+        """``record_workout`` for many workouts, in order, in one transaction (an import's
+        batch: one commit instead of one per workout)."""
+        results: builtins.list[tuple[bool, builtins.list[Goal]]] = []
+        seen: set[str] = set()  # a session sent twice in one call counts once
         with self.db.writing() as session:
-            if session.get(RecordedWorkout, workout.session_id) is not None:
-                return False, []
-            session.add(RecordedWorkout(session_id=workout.session_id, user_id=workout.user_id))
-            achieved = []
-            for goal in self._matching_goals(session, workout):
-                goal.current_progress += workout.amount_for(goal.goal_type)
-                was_achieved = goal.achieved_at is not None
-                _settle_achievement(goal, workout.ended_at)
-                if goal.achieved_at is not None and not was_achieved:
-                    achieved.append(goal)
+            for workout in workouts:
+                again = workout.session_id in seen
+                seen.add(workout.session_id)
+                results.append((False, []) if again else self._record(session, workout))
             session.flush()
-            views = [goal_view(goal) for goal in achieved]
-        for view in views:
-            log.info(
-                "goal achieved", extra={"user.id": workout.user_id, "goal.id": view["goal_id"]}
-            )
-        return True, views
+            views = [
+                (counted, [goal_view(goal) for goal in achieved]) for counted, achieved in results
+            ]
+        for (_counted, achieved), workout in zip(views, workouts, strict=True):
+            for view in achieved:
+                log.info(
+                    "goal achieved", extra={"user.id": workout.user_id, "goal.id": view["goal_id"]}
+                )
+        return views
+
+    def _record(self, session, workout: FinishedWorkout) -> tuple[bool, builtins.list[Goal]]:
+        """Count one workout in ``session``; return whether it counted now and what it achieved."""
+        if session.get(RecordedWorkout, workout.session_id) is not None:
+            return False, []
+        session.add(RecordedWorkout(session_id=workout.session_id, user_id=workout.user_id))
+        achieved = []
+        for goal in self._matching_goals(session, workout):
+            goal.current_progress += workout.amount_for(goal.goal_type)
+            was_achieved = goal.achieved_at is not None
+            _settle_achievement(goal, workout.ended_at)
+            if goal.achieved_at is not None and not was_achieved:
+                achieved.append(goal)
+        return True, achieved
 
     @staticmethod
     def _matching_goals(session, workout: FinishedWorkout) -> builtins.list[Goal]:

@@ -169,3 +169,15 @@ class RecordWorkoutResponse(_message.Message):
     counted: bool
     achieved_goals: _containers.RepeatedCompositeFieldContainer[GoalResponse]
     def __init__(self, counted: _Optional[bool] = ..., achieved_goals: _Optional[_Iterable[_Union[GoalResponse, _Mapping]]] = ...) -> None: ...
+
+class RecordWorkoutsRequest(_message.Message):
+    __slots__ = ("workouts",)
+    WORKOUTS_FIELD_NUMBER: _ClassVar[int]
+    workouts: _containers.RepeatedCompositeFieldContainer[RecordWorkoutRequest]
+    def __init__(self, workouts: _Optional[_Iterable[_Union[RecordWorkoutRequest, _Mapping]]] = ...) -> None: ...
+
+class RecordWorkoutsResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[RecordWorkoutResponse]
+    def __init__(self, results: _Optional[_Iterable[_Union[RecordWorkoutResponse, _Mapping]]] = ...) -> None: ...

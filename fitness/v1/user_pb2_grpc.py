@@ -74,6 +74,11 @@ class UserServiceStub:
                 request_serializer=fitness_dot_v1_dot_user__pb2.RecordWorkoutRequest.SerializeToString,
                 response_deserializer=fitness_dot_v1_dot_user__pb2.RecordWorkoutResponse.FromString,
                 _registered_method=True)
+        self.RecordWorkouts = channel.unary_unary(
+                '/fitness.v1.UserService/RecordWorkouts',
+                request_serializer=fitness_dot_v1_dot_user__pb2.RecordWorkoutsRequest.SerializeToString,
+                response_deserializer=fitness_dot_v1_dot_user__pb2.RecordWorkoutsResponse.FromString,
+                _registered_method=True)
         self.DeleteGoal = channel.unary_unary(
                 '/fitness.v1.UserService/DeleteGoal',
                 request_serializer=fitness_dot_v1_dot_user__pb2.GoalRequest.SerializeToString,
@@ -145,6 +150,14 @@ class UserServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordWorkouts(self, request, context):
+        """Many finished workouts at once (an import's batch), counted in one transaction; each
+        idempotent on its session id, as RecordWorkout.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def DeleteGoal(self, request, context):
         """Delete a goal: the compensation of CreateGoal in a saga. Idempotent; a missing goal is fine.
         """
@@ -202,6 +215,11 @@ def add_UserServiceServicer_to_server(servicer, server):
                     servicer.RecordWorkout,
                     request_deserializer=fitness_dot_v1_dot_user__pb2.RecordWorkoutRequest.FromString,
                     response_serializer=fitness_dot_v1_dot_user__pb2.RecordWorkoutResponse.SerializeToString,
+            ),
+            'RecordWorkouts': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordWorkouts,
+                    request_deserializer=fitness_dot_v1_dot_user__pb2.RecordWorkoutsRequest.FromString,
+                    response_serializer=fitness_dot_v1_dot_user__pb2.RecordWorkoutsResponse.SerializeToString,
             ),
             'DeleteGoal': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteGoal,
@@ -430,6 +448,33 @@ class UserService:
             '/fitness.v1.UserService/RecordWorkout',
             fitness_dot_v1_dot_user__pb2.RecordWorkoutRequest.SerializeToString,
             fitness_dot_v1_dot_user__pb2.RecordWorkoutResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordWorkouts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fitness.v1.UserService/RecordWorkouts',
+            fitness_dot_v1_dot_user__pb2.RecordWorkoutsRequest.SerializeToString,
+            fitness_dot_v1_dot_user__pb2.RecordWorkoutsResponse.FromString,
             options,
             channel_credentials,
             insecure,

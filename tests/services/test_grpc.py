@@ -43,6 +43,25 @@ def _register(stub) -> user_pb2.UserResponse:
     )
 
 
+def _goal(stub, user, goal_type: str, target: float) -> user_pb2.GoalResponse:
+    request = user_pb2.CreateGoalRequest(
+        user_id=user.user_id, goal_type=goal_type, target_value=target, target_date="2099-01-01"
+    )
+    return stub.CreateGoal(request, timeout=TIMEOUT)
+
+
+def _workout(user, session_id: str, ended_at: dt.datetime) -> user_pb2.RecordWorkoutRequest:
+    """A 30-minute run of 300 kcal, as the activity service reports one."""
+    return user_pb2.RecordWorkoutRequest(
+        session_id=session_id,
+        user_id=user.user_id,
+        workout_type="running",
+        duration_minutes=30,
+        calories_burned=300,
+        ended_at=ended_at.isoformat(),
+    )
+
+
 def test_it_reports_every_replica_serving(channels):
     for channel in channels.values():
         reply = health_pb2_grpc.HealthStub(channel).Check(
@@ -80,23 +99,8 @@ def test_it_registers_and_reads_a_goal_over_grpc(stack, channels):
 def test_it_counts_a_repeated_workout_delivery_once(stack, channels):
     stub = _user_stub(stack, channels)
     user = _register(stub)
-    goal = stub.CreateGoal(
-        user_pb2.CreateGoalRequest(
-            user_id=user.user_id,
-            goal_type="active_minutes",
-            target_value=50,
-            target_date="2099-01-01",
-        ),
-        timeout=TIMEOUT,
-    )
-    workout = user_pb2.RecordWorkoutRequest(
-        session_id="s-" + user.user_id,
-        user_id=user.user_id,
-        workout_type="running",
-        duration_minutes=30,
-        calories_burned=300,
-        ended_at=dt.datetime.now(dt.UTC).isoformat(),
-    )
+    goal = _goal(stub, user, "active_minutes", 50)
+    workout = _workout(user, "s-" + user.user_id, dt.datetime.now(dt.UTC))
     activity = _as_activity_service(stack)
     assert activity.RecordWorkout(workout, timeout=TIMEOUT).counted is True
     assert activity.RecordWorkout(workout, timeout=TIMEOUT).counted is False
@@ -104,6 +108,38 @@ def test_it_counts_a_repeated_workout_delivery_once(stack, channels):
         user_pb2.GoalRequest(user_id=user.user_id, goal_id=goal.goal_id), timeout=TIMEOUT
     )
     assert fetched.current_progress == 30
+
+
+def test_it_counts_many_workouts_in_one_call_each_once(stack, channels):
+    stub = _user_stub(stack, channels)
+    user = _register(stub)
+    goal = _goal(stub, user, "workout_count", 3)
+    now = dt.datetime.now(dt.UTC)
+    workouts = [
+        _workout(user, f"s{n}-{user.user_id}", now + dt.timedelta(seconds=n)) for n in range(3)
+    ]
+    activity = _as_activity_service(stack)
+    first = activity.RecordWorkouts(
+        user_pb2.RecordWorkoutsRequest(workouts=[*workouts[:2], workouts[0]]), timeout=TIMEOUT
+    )
+    assert [r.counted for r in first.results] == [True, True, False]
+    second = activity.RecordWorkouts(
+        user_pb2.RecordWorkoutsRequest(workouts=workouts), timeout=TIMEOUT
+    )
+    assert [r.counted for r in second.results] == [False, False, True]
+    assert [g.goal_id for g in second.results[2].achieved_goals] == [goal.goal_id]
+    fetched = stub.GetUserGoal(
+        user_pb2.GoalRequest(user_id=user.user_id, goal_id=goal.goal_id), timeout=TIMEOUT
+    )
+    assert (fetched.current_progress, fetched.achieved) == (3, True)
+    with pytest.raises(grpc.RpcError) as too_many:
+        activity.RecordWorkouts(
+            user_pb2.RecordWorkoutsRequest(workouts=workouts[:1] * 101), timeout=TIMEOUT
+        )
+    assert too_many.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(grpc.RpcError) as not_yours:  # the gateway's certificate: not its call
+        stub.RecordWorkouts(user_pb2.RecordWorkoutsRequest(workouts=workouts), timeout=TIMEOUT)
+    assert not_yours.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
 def test_it_maps_domain_errors_to_status_codes(stack, channels):
