@@ -172,17 +172,24 @@ class ImportJobs:
         return True
 
     def _claim(self) -> dict[str, Any] | None:
+        """Take the oldest job of a state whose lease ran out: an abandoned one first.
+
+        One question per state, each an equality: FerretDB pushes that down, where a
+        ``state: {$in: [...]}`` read every job ever imported, every second, on every replica.
+        """
         now = utcnow()
-        return mongo.update(
-            self.store.import_jobs.find_one_and_update,
-            {"state": {"$in": ["queued", "running"]}, "lease_until": {"$lte": now}},
-            {
-                "$set": {"state": "running", "lease_owner": self.me, "lease_until": now + LEASE},
-                "$inc": {"attempts": 1},
-            },
-            sort=[("created_at", 1)],
-            return_document=ReturnDocument.AFTER,
-        )
+        lease = {"state": "running", "lease_owner": self.me, "lease_until": now + LEASE}
+        for state in ("running", "queued"):
+            job = mongo.update(
+                self.store.import_jobs.find_one_and_update,
+                {"state": state, "lease_until": {"$lte": now}},
+                {"$set": lease, "$inc": {"attempts": 1}},
+                sort=[("created_at", 1)],
+                return_document=ReturnDocument.AFTER,
+            )
+            if job is not None:
+                return job
+        return None
 
     def _process(self, job: dict[str, Any]) -> None:
         with tempfile.TemporaryFile() as spool:
