@@ -26,6 +26,7 @@ from activity_service.totals import Totals
 from fitness import mongo, workouts
 from fitness.clock import as_utc, to_millis, utcnow
 from fitness.errors import DomainError, NotFound, PermissionDenied, Unavailable, ValidationFailed
+from fitness.goals import MAX_WORKOUTS_PER_REPORT
 from fitness.rpc import ServiceClient
 from fitness.v1 import user_pb2
 
@@ -33,7 +34,6 @@ log = logging.getLogger(__name__)
 
 REPORT_INTERVAL_SECONDS = 5.0
 REPORT_BATCH = 100
-RECORD_AT_ONCE = 100  # progress reports in one RecordWorkouts call (its bound: user.proto)
 # Namespace of session ids derived from (user, Idempotency-Key); any fixed UUID would do.
 _KEYED_SESSIONS = uuid.UUID("6f1d0c52-3b7e-4d0a-9a43-2f5e8c1b7d90")
 # Namespace of logged and imported workouts' ids, derived from (user, type, start).
@@ -215,7 +215,7 @@ class UserDirectory:
         self.client.call("RecordWorkout", request, timeout=self.inline_timeout if inline else None)
 
     def record_workouts(self, docs: list[dict[str, Any]], inline: bool = True) -> None:
-        """``record_workout`` for up to ``RECORD_AT_ONCE`` sessions in one call (one
+        """``record_workout`` for up to ``MAX_WORKOUTS_PER_REPORT`` sessions in one call (one
         transaction in the user service)."""
         request = user_pb2.RecordWorkoutsRequest(workouts=[_record_request(d) for d in docs])
         self.client.call("RecordWorkouts", request, timeout=self.inline_timeout if inline else None)
@@ -535,14 +535,14 @@ class WorkoutService:
 
     def report_many(self, docs: builtins.list[dict[str, Any]]) -> None:
         """``report`` for many ended sessions of one user: one totals update, the reports
-        ``RECORD_AT_ONCE`` to a call, and the delivered ones marked. What fails waits for the
-        outbox loop."""
+        ``MAX_WORKOUTS_PER_REPORT`` to a call, and the delivered ones marked. What fails waits
+        for the outbox loop."""
         if not docs:
             return
         self.totals.add_many(docs)
         delivered: builtins.list[str] = []
-        for start in range(0, len(docs), RECORD_AT_ONCE):
-            chunk = docs[start : start + RECORD_AT_ONCE]
+        for start in range(0, len(docs), MAX_WORKOUTS_PER_REPORT):
+            chunk = docs[start : start + MAX_WORKOUTS_PER_REPORT]
             try:
                 self.users.record_workouts(chunk)
             except DomainError as exc:

@@ -71,8 +71,7 @@ class Totals:
         # may exist by now all the same, built by the user's first read meanwhile from the
         # sessions reported before this one: so build them if they are still missing, and
         # try again either way (the query adds nothing if this session was added already).
-        if self.store.user_totals.find_one({"_id": user_id}, {"_id": 1}) is None:
-            self._build(user_id)
+        self._build_if_missing(user_id)
         mongo.update(self.store.user_totals.update_one, query, change)
 
     def add_many(self, sessions: list[dict[str, Any]]) -> None:
@@ -84,10 +83,9 @@ class Totals:
             return
         # No totals yet (a user's first workouts: build them, as ``add`` does, and try the batch
         # again), or some of these counted already: then one by one.
-        if self.store.user_totals.find_one({"_id": user_id}, {"_id": 1}) is None:
-            self._build(user_id)
-            if mongo.update(self.store.user_totals.update_one, query, change).matched_count:
-                return
+        missing = self._build_if_missing(user_id)
+        if missing and mongo.update(self.store.user_totals.update_one, query, change).matched_count:
+            return
         for session in sessions:
             self.add(session)
 
@@ -106,6 +104,13 @@ class Totals:
             {"_id": session["user_id"]},
             {"$pull": {"counting": session["_id"]}},
         )
+
+    def _build_if_missing(self, user_id: str) -> bool:
+        """Build the user's totals if they have none yet; return whether they were missing."""
+        if self.store.user_totals.find_one({"_id": user_id}, {"_id": 1}) is not None:
+            return False
+        self._build(user_id)
+        return True
 
     def _build(self, user_id: str) -> dict[str, Any]:
         """Create the user's totals from their reported sessions; return what is stored."""

@@ -32,6 +32,7 @@ from tests.support.stack import gateway_tier, make_replicas, running
 T = TypeVar("T")
 
 MAKERS = (("gpx", files.gpx), ("tcx", files.tcx), ("fit", files.fit))
+WARM_UP_SECONDS = 2.0  # reads before the timed ones: a fresh stack's first open connections
 
 
 def workouts_csv(rows: int) -> bytes:
@@ -55,9 +56,6 @@ def track_files(count: int, minutes: float) -> list[tuple[str, bytes]]:
 def upload(gateway: str, user: Account, name: str, data: bytes) -> dict:
     """Import one file as ``user``; return the answer (a summary, or a job to follow)."""
     return client.upload(f"{gateway}/users/{user.user_id}/imports", name, data, user.token)
-
-
-WARM_UP_SECONDS = 2.0
 
 
 def another_users_p99(gateway: str, readers: int, during: Callable[[], T]) -> tuple[float, T]:

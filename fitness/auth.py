@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import functools
 import os
 import secrets
 import time
 from collections.abc import Mapping
-from functools import wraps
+from functools import lru_cache, wraps
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -101,7 +100,7 @@ def verify_claims(token: str, secret: str) -> dict:
     return dict(claims)
 
 
-@functools.lru_cache(maxsize=CHECKED_TOKENS_KEPT)
+@lru_cache(maxsize=CHECKED_TOKENS_KEPT)
 def _checked_claims(token: str, secret: str) -> Mapping[str, Any]:
     """Return a valid token's claims, read-only; raise for any other (a refusal is not kept)."""
     try:

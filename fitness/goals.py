@@ -12,6 +12,10 @@ from typing import Any, TypedDict
 
 from fitness.v1 import user_pb2
 
+MAX_WORKOUTS_PER_REPORT = 100
+"""Workouts one ``RecordWorkouts`` call may carry (user.proto): the user service refuses more,
+and the activity service sends its reports in calls of at most this many."""
+
 
 class GoalView(TypedDict):
     """A goal in the API's (seed) shape."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from fitness.errors import ValidationFailed
-from fitness.goals import goal_message
+from fitness.goals import MAX_WORKOUTS_PER_REPORT, goal_message
 from fitness.v1 import user_pb2, user_pb2_grpc
 from fitness.web import validate
 from user_service import schemas
@@ -37,10 +37,6 @@ def user_message(view: dict) -> user_pb2.UserResponse:
         weight_kg=view["weight_kg"] or 0.0,
         created_at=view["created_at"],
     )
-
-
-MAX_RECORDED_AT_ONCE = 100
-"""Workouts one ``RecordWorkouts`` call may carry (user.proto)."""
 
 
 def _parse_time(value: str) -> dt.datetime:
@@ -131,8 +127,8 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         return self._recorded([_finished_workout(request)])[0]
 
     def RecordWorkouts(self, request, context):
-        if len(request.workouts) > MAX_RECORDED_AT_ONCE:
-            raise ValidationFailed(f"Send at most {MAX_RECORDED_AT_ONCE} workouts at once.")
+        if len(request.workouts) > MAX_WORKOUTS_PER_REPORT:
+            raise ValidationFailed(f"Send at most {MAX_WORKOUTS_PER_REPORT} workouts at once.")
         workouts = [_finished_workout(one) for one in request.workouts]
         return user_pb2.RecordWorkoutsResponse(results=self._recorded(workouts))
 

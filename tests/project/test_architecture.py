@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import REPO_ROOT
+from tests.support import PARTS, REPO_ROOT
 
 ROOT = REPO_ROOT
-PARTS = ("fitness", "user_service", "activity_service", "gateway", "etl")
 ALLOWED = {
     "fitness": {"fitness"},
     "user_service": {"fitness", "user_service"},

@@ -7,3 +7,5 @@ are the pytest plugin ``tests.support.fixtures``.
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+PARTS = ("fitness", "user_service", "activity_service", "gateway", "etl")
+"""The system's packages (docs/architecture.md), as the project tests walk them."""
