@@ -20,10 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import ecs_logging
 from logstash_async.constants import constants as logstash_constants
 from logstash_async.handler import AsynchronousLogstashHandler
 from logstash_async.transport import TcpTransport
+
+from fitness.log_format import EcsFormatter
 
 CORRELATION_HEADER = "X-Request-ID"
 CORRELATION_METADATA_KEY = "x-request-id"
@@ -114,7 +115,7 @@ def configure_logging(
         from fitness.config import load_settings
 
         settings = load_settings({})
-    formatter = ecs_logging.StdlibFormatter(
+    formatter = EcsFormatter(
         extra={"service.name": service_name, "host.hostname": socket.gethostname()},
         exclude_fields=["log.original"],
     )
