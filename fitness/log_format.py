@@ -73,7 +73,12 @@ class EcsFormatter(ecs_logging.StdlibFormatter):
             value = extras.pop(apm_name, None)
             if value is not None:
                 extras.setdefault(ecs_name, value)
-        return {k: v for k, v in extras.items() if not k.startswith("elasticapm_labels.")}
+        # An extra set to None is left out, never written over a field of the record.
+        return {
+            k: v
+            for k, v in extras.items()
+            if v is not None and not k.startswith("elasticapm_labels.")
+        }
 
 
 @functools.lru_cache(maxsize=1024)

@@ -2,10 +2,10 @@
 
 geventhttpclient, with two additions the proxy's rerouting needs:
 
-- a failure to connect (refused, timed out, or no free connection within the connect timeout)
-  raises ``NotConnected``: the request certainly did not reach the replica, so even a
-  non-idempotent one may go to another;
-- waiting for a free connection is bounded by the connect timeout, like connecting is.
+- a failure to connect (refused, timed out) raises ``NotConnected``: the request certainly did
+  not reach the replica, so even a non-idempotent one may go to another;
+- waiting for a free pooled connection is bounded by the connect timeout, like connecting is,
+  and raises ``PoolBusy`` (also never sent, and no fault of the replica's).
 
 The client's objects belong to gevent's hub: the gateway serves with the gevent worker (its live
 sockets need it), and every request greenlet of a worker shares them.
@@ -24,6 +24,14 @@ class NotConnected(ConnectionError):
     """The request was not sent: no connection to the replica could be had in time."""
 
 
+class PoolBusy(NotConnected):
+    """The request was not sent: every pooled connection to the replica stayed in use.
+
+    Not the replica's failure (its breaker must not count it): this worker has that many
+    requests in flight to it.
+    """
+
+
 class _Slots(BoundedSemaphore):
     """The pool's count of connections in use, whose wait for a free one is bounded."""
 
@@ -33,7 +41,7 @@ class _Slots(BoundedSemaphore):
 
     def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
         if not super().acquire(blocking, self.wait_seconds if timeout is None else timeout):
-            raise NotConnected(f"no free connection within {self.wait_seconds}s")
+            raise PoolBusy(f"no free connection within {self.wait_seconds}s")
         return True
 
 

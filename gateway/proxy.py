@@ -16,7 +16,7 @@ from geventhttpclient.response import HTTPParseError
 from fitness import config
 from fitness.config import split_targets
 from fitness.errors import Unavailable
-from gateway.connections import NotConnected, ReplicaClient
+from gateway.connections import NotConnected, PoolBusy, ReplicaClient
 from gateway.uploads import SpooledBody
 from gateway.upstream import BreakerSettings, Pool, Replica, UpstreamFailure
 
@@ -63,8 +63,10 @@ _SAFE_POSTS = {"/users/login"}
 LOAD_SHED_HEADER = "X-Load-Shed"
 
 
-# Connections to one replica that a gateway worker's requests share (kept alive when idle).
-UPSTREAM_POOL_SIZE = 128
+# Connections to one replica that a gateway worker's requests share (kept alive when idle):
+# past this many in flight, a request waits up to the connect timeout for one, then tries
+# another replica. Well under a service worker's 1,000 connections, with two gateways.
+UPSTREAM_POOL_SIZE = 256
 
 
 @dataclass
@@ -172,7 +174,15 @@ class Proxy:
                 answer_headers = {
                     k: v for k, v in upstream.items() if k.lower() not in _DROPPED_HEADERS
                 }
-        except (OSError, HTTPParseError, ValueError) as exc:
+        except PoolBusy as exc:
+            replica.release(None)  # healthy, only busy: like a shed request
+            log.warning("rerouting %s %s away from %s: %s", method, path, replica.url, exc)
+            return None, True
+        except ValueError:  # a request that cannot be written (never sent): not the replica's fault
+            replica.release(None)
+            log.exception("could not send %s %s to %s", method, path, replica.url)
+            return _gateway_error(timed_out=False), False
+        except (OSError, HTTPParseError) as exc:
             replica.release(UpstreamFailure(f"{type(exc).__name__}: {exc}"))
             if isinstance(exc, NotConnected) or idempotent:
                 log.warning("rerouting %s %s away from %s: %s", method, path, replica.url, exc)
@@ -193,10 +203,12 @@ class Proxy:
     def _client(self, url: str, read_timeout: float) -> ReplicaClient:
         """Return the pooled client for ``url`` that waits ``read_timeout`` for an answer.
 
-        Requests share one client per replica; an upload, which may wait longer, gets one per
-        whole number of seconds it may wait.
+        Requests share one client per replica; uploads, which may wait longer, share one per
+        power of two of seconds they may wait (a handful per replica whatever their sizes).
         """
-        key = (url, float(math.ceil(read_timeout)))
+        if read_timeout > self.settings.upstream_read_timeout_seconds:
+            read_timeout = float(2 ** math.ceil(math.log2(read_timeout)))
+        key = (url, read_timeout)
         client = self._clients.get(key)
         if client is None:
             client = self._clients[key] = ReplicaClient(

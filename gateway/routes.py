@@ -49,8 +49,8 @@ _FORWARDED_HEADERS = ("Authorization", "Content-Type", "Accept", "Idempotency-Ke
 
 def route_for(path: str) -> tuple[str, str | None]:
     """Return the service that answers ``path`` and the user id the path is about, if any."""
-    # The proxy's HTTP client resolves "." and ".." (RFC 3986, 5.2.4): the service would answer
-    # another path than the one checked here.
+    # "." and ".." may be resolved on the way (RFC 3986, 5.2.4: HTTP clients, proxies and
+    # servers do): the service would answer another path than the one checked here.
     if any(part in (".", "..") for part in path.split("/")):
         raise NotFound(f"No route {path}.")
     for pattern, service in ROUTES:

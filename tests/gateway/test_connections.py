@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-from gateway.connections import NotConnected, ReplicaClient
+from gateway import proxy as proxy_module
+from gateway.connections import NotConnected, PoolBusy, ReplicaClient
 from gateway.proxy import Proxy, Settings
 from gateway.upstream import BreakerSettings, Pool, Replica
 
@@ -71,7 +72,7 @@ def test_waiting_for_a_free_connection_is_bounded_and_never_sent():
         client = ReplicaClient(f"http://127.0.0.1:{server.getsockname()[1]}", 0.3, 2.0, size=1)
         held = client.request("GET", "/a")  # its body not come yet: the connection is in use
         started = time.monotonic()
-        with pytest.raises(NotConnected):
+        with pytest.raises(PoolBusy):
             client.request("GET", "/b")
         assert time.monotonic() - started < 2.0
         assert held.read() == b"{}"  # read in full: the connection is free again
@@ -95,3 +96,24 @@ def test_a_write_that_never_reached_a_replica_goes_to_the_next_one():
         server.close()
     assert [answer.status for answer in answers] == [200, 200]
     assert all(answer.body == b'{"ok": true}' for answer in answers)
+
+
+def test_a_busy_pool_sends_the_request_elsewhere_and_does_not_count_against_the_replica(
+    monkeypatch,
+):
+    monkeypatch.setattr(proxy_module, "UPSTREAM_POOL_SIZE", 1)
+    slow, quick = _answering_server(b'"slow"', pause=1.0), _answering_server(b'"quick"')
+    try:
+        urls = [f"http://127.0.0.1:{server.getsockname()[1]}" for server in (slow, quick)]
+        busy, other = (Replica("user_service", url, BreakerSettings(failures=1)) for url in urls)
+        settings = Settings(upstream_connect_timeout_seconds=0.2)
+        proxy = Proxy({"user_service": Pool("user_service", [busy, other])}, settings)
+        held = proxy._client(busy.url, settings.upstream_read_timeout_seconds).request("GET", "/a")
+        busy.in_flight = -10  # so that the balancer picks the busy replica first
+        answer = proxy.forward("user_service", "POST", "/users/register", b"{}", {})
+        assert held.read() == b'"slow"'
+    finally:
+        slow.close()
+        quick.close()
+    assert (answer.status, answer.body) == (200, b'"quick"')
+    assert busy.breaker_state == "closed" and not busy.last_error

@@ -50,6 +50,7 @@ RECORDS = {
     "no args": lambda: _record("no args here", None),
     "non-ASCII": lambda: _record("café %s", ("naïve",)),
     "error": _failure,
+    "error, None extra": lambda: _with_extra(_failure(), {"error.message": None}),
     "stack": lambda: _record("with stack", None, sinfo="Stack (most recent call last): ..."),
     "apm": lambda: _with_extra(_record("apm", None), {"elasticapm_trace_id": "t1"}),
 }
