@@ -29,12 +29,14 @@ from pathlib import Path
 import requests
 
 from bench.gateway_overhead import (
+    NGINX_USER_LINE,
     Request,
     Result,
     check_mix,
     closed_loop,
     find_nginx,
     open_loop,
+    run_nginx,
     start_process,
     stop_processes,
     wait_until,
@@ -69,14 +71,8 @@ http {{
 
 def start_replica(binary: str, port: int, work_dir: Path):
     """Start nginx answering every path with ``BODY``: the stand-in for every replica."""
-    conf = work_dir / "nginx.conf"
-    user_line = "user root;" if os.geteuid() == 0 else ""
-    conf.write_text(NGINX_CONF.format(user_line=user_line, dir=work_dir, port=port, body=BODY))
-    command = [binary, "-p", str(work_dir), "-c", str(conf), "-e", str(work_dir / "error.log")]
-    process = start_process("nginx", [*command, "-g", "daemon off;"], work_dir)
-    url = f"http://127.0.0.1:{port}/status/ready"
-    wait_until(lambda: requests.get(url, timeout=1).ok, process, "nginx")
-    return process
+    conf = NGINX_CONF.format(user_line=NGINX_USER_LINE, dir=work_dir, port=port, body=BODY)
+    return run_nginx(binary, conf, port, work_dir)
 
 
 def start_gateway(port: int, replica_port: int, work_dir: Path):

@@ -61,6 +61,7 @@ MIX = (  # label, path template, service that answers it
     ("GET /users/{id}/goals/{goal_id}", "/users/{user}/goals/{goal}", "user"),
     ("GET /users/{id}", "/users/{user}", "user"),
 )
+NGINX_USER_LINE = "user root;" if os.geteuid() == 0 else ""  # workers may not drop to nobody
 NGINX_CONF = """\
 {user_line}
 worker_processes {workers};
@@ -340,17 +341,22 @@ def start_redis(ports: list[int], work_dir: Path, processes: dict) -> list[str]:
 
 def start_nginx(binary: str, port: int, upstreams: dict[str, Address], workers: int, work_dir):
     """Start nginx in the foreground as a plain reverse proxy; return its process."""
-    conf = work_dir / "nginx.conf"
-    conf.write_text(
-        NGINX_CONF.format(
-            user_line="user root;" if os.geteuid() == 0 else "",
-            workers=workers,
-            dir=work_dir,
-            port=port,
-            **{name: f"{host}:{p}" for name, (host, p) in upstreams.items()},
-        )
+    conf = NGINX_CONF.format(
+        user_line=NGINX_USER_LINE,
+        workers=workers,
+        dir=work_dir,
+        port=port,
+        **{name: f"{host}:{p}" for name, (host, p) in upstreams.items()},
     )
-    command = [binary, "-p", str(work_dir), "-c", str(conf), "-e", str(work_dir / "error.log")]
+    return run_nginx(binary, conf, port, work_dir)
+
+
+def run_nginx(binary: str, conf: str, port: int, work_dir: Path) -> subprocess.Popen:
+    """Start nginx in the foreground with ``conf`` (listening on ``port``); return its process
+    once ``/status/ready`` answers."""
+    conf_file = work_dir / "nginx.conf"
+    conf_file.write_text(conf)
+    command = [binary, "-p", str(work_dir), "-c", str(conf_file), "-e", str(work_dir / "error.log")]
     process = start_process("nginx", [*command, "-g", "daemon off;"], work_dir)
     url = f"http://127.0.0.1:{port}/status/ready"
     wait_until(lambda: requests.get(url, timeout=1).ok, process, "nginx")

@@ -85,4 +85,6 @@ class ReplicaClient(HTTPClient):
             network_timeout=read_timeout,
             concurrency=size,
         )
+        # HTTPClient builds its pool itself and takes no pool class: ours replaces it (no
+        # connection is made before the first request). geventhttpclient is pinned.
         self._connection_pool = _Connections(parsed.host, port, size, connect_timeout, read_timeout)

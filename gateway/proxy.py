@@ -127,8 +127,8 @@ class Proxy:
         last_answer: UpstreamResponse | None = None
         extra = body.extra_seconds if isinstance(body, SpooledBody) else 0.0
         deadline = time.monotonic() + self.settings.upstream_deadline_seconds + extra
+        read_timeout = self.settings.upstream_read_timeout_seconds + extra
         while len(tried) < self.settings.upstream_max_attempts:
-            read_timeout = self.settings.upstream_read_timeout_seconds + extra
             if tried and time.monotonic() + read_timeout > deadline:
                 # Another full wait would outlive the request's deadline.
                 if not last_answer:
@@ -174,16 +174,14 @@ class Proxy:
                 answer_headers = {
                     k: v for k, v in upstream.items() if k.lower() not in _DROPPED_HEADERS
                 }
-        except PoolBusy as exc:
-            replica.release(None)  # healthy, only busy: like a shed request
-            log.warning("rerouting %s %s away from %s: %s", method, path, replica.url, exc)
-            return None, True
         except ValueError:  # a request that cannot be written (never sent): not the replica's fault
             replica.release(None)
             log.exception("could not send %s %s to %s", method, path, replica.url)
             return _gateway_error(timed_out=False), False
         except (OSError, HTTPParseError) as exc:
-            replica.release(UpstreamFailure(f"{type(exc).__name__}: {exc}"))
+            # A busy pool is no failure of the replica's (healthy, only busy: like a shed request).
+            busy = isinstance(exc, PoolBusy)
+            replica.release(None if busy else UpstreamFailure(f"{type(exc).__name__}: {exc}"))
             if isinstance(exc, NotConnected) or idempotent:
                 log.warning("rerouting %s %s away from %s: %s", method, path, replica.url, exc)
                 return None, True
@@ -214,7 +212,7 @@ class Proxy:
             client = self._clients[key] = ReplicaClient(
                 url,
                 connect_timeout=self.settings.upstream_connect_timeout_seconds,
-                read_timeout=key[1],
+                read_timeout=read_timeout,
                 size=UPSTREAM_POOL_SIZE,
             )
         return client
