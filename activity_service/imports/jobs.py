@@ -8,8 +8,8 @@ back to the replica running the job into a temporary file of its own.
 
 Every activity-service process runs ``run``: it claims a queued job, or one whose lease ran
 out, with one conditional update (the lease: ``LEASE``), then reads the archive ``BATCH``
-members at a time, on a pool of low-priority processes (all cores but one by default: parsing
-is Python work). The next batch is read while one is stored.
+members at a time, on a pool of low-priority processes (one per core by default: parsing is
+Python work). The next batch is read while one is stored.
 After each batch it records how far it got and renews the lease in one
 update that only applies while it still holds the lease. A process killed mid-job stops
 renewing; after the lease another one claims the job and goes on from the last recorded
@@ -67,9 +67,11 @@ class ImportJobs:
     def __init__(self, store: ActivityStore, imports: ImportService, processes: int = 0):
         self.store = store
         self.imports = imports
-        # Processes reading files while a job runs: by default all cores but one, which stays
-        # for requests (with every core reading, other users' reads took 2.7x as long).
-        self.processes = processes or max(1, (os.cpu_count() or 2) - 1)
+        # Processes reading files while a job runs: by default one per core. They run at the
+        # lowest priority in a scheduling group of their own (``fitness.shedding``), so they
+        # take only what requests leave: on 2 cores, two of them read a third faster than one,
+        # with other users' reads no slower (docs/benchmarks.md).
+        self.processes = processes or os.cpu_count() or 1
         self._token = uuid.uuid4().hex[:8]
 
     @property
