@@ -3,17 +3,17 @@
 Two things a service does are deliberately expensive: hashing a password (user service) and
 reading an uploaded workout file (activity service). Run in the request threads, a burst of
 either would take every core and every other request would wait behind it. So each runs on a
-pool of its own whose workers have a lower CPU priority (``nice``: the scheduler serves the rest
-of the API first), and at most ``workers + queue`` jobs are in flight per process. Past that
+pool of processes of its own with a lower CPU priority (``nice``: the scheduler serves the rest
+of the stack first), and at most ``workers + queue`` jobs are in flight per process. Past that
 bound a request is refused at once with ``Busy`` (503, ``Retry-After``, ``X-Load-Shed``: nothing
 was done, so the gateway may try another replica) rather than queued behind a wait nobody would
 accept.
 
-Threads suit work that leaves the GIL (argon2 is C); Python work (parsing) needs processes, or
-it would still hold the GIL the request threads need. Where Linux groups processes by session
-(autogroup), a thread's ``nice`` ranks it only against its own service's threads; a worker
-process also gets a scheduling group of its own (``lower_own_autogroup``), so it yields to
-every other process of the stack too.
+Processes, not threads: Python work (parsing) in a thread would hold the GIL the request
+threads need; and where Linux groups processes by session (autogroup), a thread's ``nice``
+ranks it only against its own service's threads, even for work that leaves the GIL (argon2).
+A worker process gets a scheduling group of its own (``lower_own_autogroup``), so it yields
+to every other process of the stack.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import resource
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool as BrokenExecutor
 from pathlib import Path
 from typing import TypeVar
@@ -60,11 +60,12 @@ class Busy(Unavailable):
 
 
 class SheddingPool:
-    """Run jobs on a bounded, low-priority pool; refuse them with ``Busy`` past the bound.
+    """Run jobs on a bounded pool of low-priority processes; refuse them with ``Busy`` past
+    the bound.
 
-    ``processes``: a pool of processes (started by spawn, so nothing of the parent's threads,
-    channels or locks is inherited) instead of threads. The pool is made at first use, so a
-    service that forks its workers makes one in each of them.
+    The processes are started by spawn, so nothing of the parent's threads, channels or locks
+    is inherited; a job is a module-level function (sent by name) and picklable arguments. The
+    pool is made at first use, so a service that forks its workers makes one in each of them.
     """
 
     def __init__(
@@ -74,14 +75,12 @@ class SheddingPool:
         queue: int = 0,
         retry_after: int = 1,
         wait_seconds: float = 30.0,
-        processes: bool = False,
         memory_limit: int | None = None,
     ):
         self.what = what
         self.workers = workers
         self.retry_after = retry_after
         self.wait_seconds = wait_seconds
-        self.processes = processes
         self.memory_limit = memory_limit  # bytes of address space a worker process may use
         self._slots = threading.BoundedSemaphore(workers + queue)
         self._executor: Executor | None = None
@@ -103,12 +102,7 @@ class SheddingPool:
     def _pool(self) -> Executor:
         with self._made:
             if self._executor is None:
-                if self.processes:
-                    self._executor = low_priority_processes(self.workers, self.memory_limit)
-                else:
-                    self._executor = ThreadPoolExecutor(
-                        self.workers, thread_name_prefix=self.what, initializer=lower_priority
-                    )
+                self._executor = low_priority_processes(self.workers, self.memory_limit)
             return self._executor
 
 

@@ -25,7 +25,7 @@ DEFAULTS: dict[str, Any] = {
     "STATE_REDIS_URL": "",
     "STATE_REDIS_PASSWORD": "",
     "STATE_REDIS_TIMEOUT_SECONDS": 0.5,
-    # Password hashing (user_service/passwords.py): threads per process, and how many more
+    # Password hashing (user_service/passwords.py): processes per worker, and how many more
     # logins or registrations may wait for one before the rest get 503 + Retry-After.
     "HASHING_WORKERS": 1,
     "HASHING_QUEUE": 32,

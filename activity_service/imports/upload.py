@@ -54,7 +54,6 @@ def parsing_pool() -> SheddingPool:
         queue=1,
         retry_after=5,
         wait_seconds=120,
-        processes=True,
         memory_limit=PARSING_MEMORY_BYTES,
     )
 
