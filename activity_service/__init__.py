@@ -29,7 +29,7 @@ DEFAULTS: dict[str, Any] = {
     # The shortest workout that counts (0 to 60): shorter live and group ones end "discarded",
     # shorter logged ones are refused.
     "MIN_WORKOUT_MINUTES": workouts.MIN_WORKOUT_MINUTES,
-    # Processes that read an archive's files while its import job runs (0: all cores but one).
+    # Processes that read an archive's files while its import job runs (0: one per core).
     # They run at the lowest CPU priority, and only while a job runs.
     "IMPORT_JOB_PROCESSES": 0,
 }
