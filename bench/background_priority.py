@@ -20,10 +20,12 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 from fitness.shedding import AUTOGROUP_ENABLED, BACKGROUND_NICENESS, low_priority_processes
 
 CORE = 0
+Started = Callable[[], object]  # wait for the background worker to finish
 BUSY = "import os, time\nos.setpriority(os.PRIO_PROCESS, 0, {nice})\nbusy({seconds})"
 
 
@@ -34,7 +36,7 @@ def busy(seconds: float) -> None:
         pass
 
 
-def share_against(start_background, seconds: float) -> float:
+def share_against(start_background: Callable[[float], Started], seconds: float) -> float:
     """Return the share of core ``CORE`` this process gets while the background spins."""
     background = start_background(seconds + 1.0)
     time.sleep(0.5)  # the background is spinning
@@ -45,7 +47,8 @@ def share_against(start_background, seconds: float) -> float:
     return share
 
 
-def nice_process_in_own_session(seconds: float):
+def nice_process_in_own_session(seconds: float) -> Started:
+    """Start a nice-19 busy process in a session of its own, pinned to ``CORE``."""
     code = f"from bench.background_priority import busy\n{BUSY}".format(
         nice=BACKGROUND_NICENESS, seconds=seconds
     )
@@ -55,7 +58,8 @@ def nice_process_in_own_session(seconds: float):
     return child.wait
 
 
-def shedding_worker(seconds: float):
+def shedding_worker(seconds: float) -> Started:
+    """Start a busy job on a ``low_priority_processes`` worker pinned to ``CORE``."""
     pool = low_priority_processes(1, None, BACKGROUND_NICENESS)
     worker = pool.submit(os.getpid).result(timeout=30)  # started, and lowered
     os.sched_setaffinity(worker, {CORE})

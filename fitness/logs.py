@@ -37,6 +37,7 @@ SEND_TIMEOUT_SECONDS = 3.0
 CONFIRM_TIMEOUT_SECONDS = 5.0
 
 _correlation_id: contextvars.ContextVar[str] = contextvars.ContextVar("correlation_id", default="")
+_setup: list[tuple[str, str, str]] = []  # this process's (service, level, log file), once set
 
 
 def new_correlation_id() -> str:
@@ -115,6 +116,7 @@ def configure_logging(
         from fitness.config import load_settings
 
         settings = load_settings({})
+    _setup[:] = [(service_name, level, log_file)]
     formatter = EcsFormatter(
         extra={"service.name": service_name, "host.hostname": socket.gethostname()},
         exclude_fields=["log.original"],
@@ -137,6 +139,12 @@ def configure_logging(
     for name in ("gunicorn.error", "gunicorn.access", "werkzeug"):
         logging.getLogger(name).handlers = []
         logging.getLogger(name).propagate = True
+
+
+def logging_setup() -> tuple[str, str, str] | None:
+    """Return how this process logs (service, level, log file), for a worker process it starts
+    to log the same way (``configure_logging(*setup, settings={})``: no shipper of its own)."""
+    return _setup[0] if _setup else None
 
 
 def _keep_or_close_shipper(

@@ -22,6 +22,7 @@ import errno
 import logging
 import multiprocessing
 import os
+import random
 import resource
 import threading
 import time
@@ -31,6 +32,7 @@ from concurrent.futures.process import BrokenProcessPool as BrokenExecutor
 from pathlib import Path
 from typing import TypeVar
 
+from fitness import logs
 from fitness.errors import Unavailable
 
 log = logging.getLogger(__name__)
@@ -60,8 +62,7 @@ class Busy(Unavailable):
 
 
 class SheddingPool:
-    """Run jobs on a bounded pool of low-priority processes; refuse them with ``Busy`` past
-    the bound.
+    """Run jobs on a bounded pool of low-priority processes; ``Busy`` past the bound.
 
     The processes are started by spawn, so nothing of the parent's threads, channels or locks
     is inherited; a job is a module-level function (sent by name) and picklable arguments. The
@@ -87,17 +88,27 @@ class SheddingPool:
         self._made = threading.Lock()
 
     def run(self, work: Callable[..., Result], *args) -> Result:
-        """Return ``work(*args)`` run on the pool; raise ``Busy`` past the bound."""
+        """Return ``work(*args)`` run on the pool; raise ``Busy`` past the bound.
+
+        A job's slot is freed when the job ends, not when its caller stops waiting for it: a
+        job given up on after ``wait_seconds`` still runs, and still counts against the bound.
+        """
         if not self._slots.acquire(blocking=False):
             raise Busy(self.what, self.retry_after)
         try:
-            return self._pool().submit(work, *args).result(timeout=self.wait_seconds)
+            future = self._pool().submit(work, *args)
+        except BaseException:
+            self._slots.release()
+            raise
+        future.add_done_callback(lambda _: self._slots.release())
+        try:
+            return future.result(timeout=self.wait_seconds)
         except BrokenExecutor:  # a worker process died (killed, out of memory): start afresh
             with self._made:
                 self._executor = None
             raise Unavailable(f"The {self.what} pool restarted; try again.") from None
-        finally:
-            self._slots.release()
+        except TimeoutError:
+            raise Unavailable(f"The {self.what} took too long; try again later.") from None
 
     def _pool(self) -> Executor:
         with self._made:
@@ -115,13 +126,18 @@ def low_priority_processes(
         workers,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_start_process,
-        initargs=(memory_limit, niceness),
+        initargs=(memory_limit, niceness, logs.logging_setup()),
     )
 
 
-def _start_process(memory_limit: int | None, niceness: int) -> None:
-    """Set up a worker process: low priority, and a bound on its memory (MemoryError past it)."""
+def _start_process(
+    memory_limit: int | None, niceness: int, logging_setup: tuple[str, str, str] | None
+) -> None:
+    """Set up a worker process: its parent's JSON logging, low priority, and a bound on its
+    memory (MemoryError past it)."""
     end_with_parent()
+    if logging_setup:
+        logs.configure_logging(*logging_setup, settings={})
     lower_priority(niceness)
     lower_own_autogroup(niceness)
     if memory_limit:
@@ -139,7 +155,9 @@ def lower_priority(niceness: int = NICENESS) -> None:
 
 AUTOGROUP = Path("/proc/self/autogroup")
 AUTOGROUP_ENABLED = Path("/proc/sys/kernel/sched_autogroup_enabled")
-AUTOGROUP_TRIES = 20  # an unprivileged write is allowed once per 100 ms, machine-wide
+# An unprivileged write is allowed once per 100 ms, machine-wide: workers started together
+# take turns, each trying again after a random 0.1-0.3 s, for up to ~30 s.
+AUTOGROUP_TRIES = 150
 
 
 def lower_own_autogroup(niceness: int) -> None:
@@ -172,7 +190,7 @@ def _write_autogroup_niceness(niceness: int) -> None:
             if exc.errno != errno.EAGAIN:
                 log.warning("worker's scheduling group keeps its priority: %s", exc)
                 return
-            time.sleep(0.1)
+            time.sleep(random.uniform(0.1, 0.3))
     log.warning("worker's scheduling group keeps its priority: the kernel kept refusing")
 
 
@@ -193,4 +211,4 @@ def end_with_parent() -> None:
 
 def _exit_after(parent: multiprocessing.process.BaseProcess) -> None:
     parent.join()
-    os._exit(1)
+    os._exit(1)  # the whole process: sys.exit in a thread would end only this thread

@@ -71,7 +71,7 @@ class ImportJobs:
         # lowest priority in a scheduling group of their own (``fitness.shedding``), so they
         # take only what requests leave: on 2 cores, two of them read a third faster than one,
         # with other users' reads no slower (docs/benchmarks.md).
-        self.processes = processes or os.cpu_count() or 1
+        self.processes = processes or len(os.sched_getaffinity(0))
         self._token = uuid.uuid4().hex[:8]
 
     @property

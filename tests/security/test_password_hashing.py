@@ -16,9 +16,9 @@ import pytest
 import requests
 from argon2 import PasswordHasher
 
+from fitness.password_hashing import OWASP_ARGON2ID
 from tests.support.client import GatewayApi
 from tests.support.stack import gateway_tier, make_replicas, running
-from user_service.passwords import OWASP_ARGON2ID
 
 
 @pytest.fixture(scope="module")

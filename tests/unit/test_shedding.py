@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -10,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from fitness import shedding
+from fitness.errors import Unavailable
 from fitness.shedding import AUTOGROUP_ENABLED, BACKGROUND_NICENESS, low_priority_processes
 
 autogroup_on = pytest.mark.skipif(
@@ -25,11 +29,12 @@ def session_and_group() -> tuple[int, str]:
 
 @autogroup_on
 def test_a_worker_process_is_lowered_in_a_scheduling_group_of_its_own():
+    parents_group = Path("/proc/self/autogroup").read_text()
     with low_priority_processes(1, None, BACKGROUND_NICENESS) as pool:
         session, group = pool.submit(session_and_group).result(timeout=30)
     assert session != os.getsid(0), "the worker shares its parent's session, so its group"
     assert group.endswith(f"nice {BACKGROUND_NICENESS}"), group
-    assert os.getpriority(os.PRIO_PROCESS, 0) < BACKGROUND_NICENESS, "the parent was lowered"
+    assert Path("/proc/self/autogroup").read_text() == parents_group, "the parent was lowered"
 
 
 PARENT = """
@@ -61,7 +66,10 @@ def test_a_worker_process_ends_when_its_parent_is_killed(tmp_path):
     deadline = time.monotonic() + 10
     while _alive(worker) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not _alive(worker), "the worker outlived its parent"
+    outlived = _alive(worker)
+    if outlived:
+        os.kill(worker, signal.SIGKILL)
+    assert not outlived, "the worker outlived its parent"
 
 
 def _alive(pid: int) -> bool:
@@ -71,3 +79,46 @@ def _alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return state != "Z"
+
+
+class RefusingAutogroup:
+    """A ``/proc/self/autogroup`` that refuses ``refusals`` writes as the kernel does (EAGAIN)."""
+
+    def __init__(self, refusals: int):
+        self.refusals = refusals
+        self.written: list[str] = []
+
+    def write_text(self, text: str) -> int:
+        if self.refusals:
+            self.refusals -= 1
+            raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+        self.written.append(text)
+        return len(text)
+
+
+def test_a_refused_autogroup_write_is_tried_again_until_it_lands(monkeypatch):
+    autogroup = RefusingAutogroup(refusals=3)
+    monkeypatch.setattr(shedding, "AUTOGROUP", autogroup)
+    monkeypatch.setattr(shedding.time, "sleep", lambda seconds: None)
+    shedding._write_autogroup_niceness(19)
+    assert autogroup.written == ["19"]
+
+
+def test_a_write_refused_every_time_is_given_up_and_logged(monkeypatch, caplog):
+    autogroup = RefusingAutogroup(refusals=shedding.AUTOGROUP_TRIES)
+    monkeypatch.setattr(shedding, "AUTOGROUP", autogroup)
+    monkeypatch.setattr(shedding.time, "sleep", lambda seconds: None)
+    shedding._write_autogroup_niceness(19)
+    assert autogroup.written == []
+    assert "keeps its priority" in caplog.text
+
+
+def test_a_job_given_up_on_still_holds_its_slot_until_it_ends():
+    pool = shedding.SheddingPool("naps", workers=1, queue=0, wait_seconds=0.5)
+    pool.run(time.sleep, 0)  # the worker process is up
+    with pytest.raises(Unavailable, match="took too long"):
+        pool.run(time.sleep, 2)
+    with pytest.raises(shedding.Busy):
+        pool.run(time.sleep, 0)  # the first nap still runs
+    time.sleep(2)
+    assert pool.run(time.sleep, 0) is None
