@@ -22,7 +22,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from fitness.shedding import AUTOGROUP_ENABLED, BACKGROUND_NICENESS, low_priority_processes
+from fitness.shedding import BACKGROUND_NICENESS, autogroup_enabled, low_priority_processes
 
 CORE = 0
 Started = Callable[[], object]  # wait for the background worker to finish
@@ -77,8 +77,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0)
     args = parser.parse_args()
     os.sched_setaffinity(0, {CORE})
-    grouping = AUTOGROUP_ENABLED.exists() and AUTOGROUP_ENABLED.read_text().strip() == "1"
-    print(f"autogroup {'on' if grouping else 'off'}; all on core {CORE}, {args.seconds:g} s each")
+    grouping = "on" if autogroup_enabled() else "off"
+    print(f"autogroup {grouping}; all on core {CORE}, {args.seconds:g} s each")
     for label, start in (
         ("a nice-19 process in its own session", nice_process_in_own_session),
         ("a low_priority_processes worker (nice 19)", shedding_worker),

@@ -160,6 +160,14 @@ AUTOGROUP_ENABLED = Path("/proc/sys/kernel/sched_autogroup_enabled")
 AUTOGROUP_TRIES = 150
 
 
+def autogroup_enabled() -> bool:
+    """True where Linux groups processes by session for the scheduler (autogroup)."""
+    try:
+        return AUTOGROUP_ENABLED.read_text().strip() == "1"
+    except OSError:  # not Linux, or a kernel without autogroup
+        return False
+
+
 def lower_own_autogroup(niceness: int) -> None:
     """Give the calling process a scheduling group of its own, at ``niceness``.
 
@@ -172,11 +180,11 @@ def lower_own_autogroup(niceness: int) -> None:
     Inside a container's cgroup autogroup does not apply; there ``nice`` ranks within the
     container, and the container's CPU weight is what the host sees.
     """
+    if not autogroup_enabled():
+        return
     try:
-        if AUTOGROUP_ENABLED.read_text().strip() != "1":
-            return
         os.setsid()
-    except OSError:  # not Linux, no autogroup, or already a session leader
+    except OSError:  # already a session leader
         return
     _write_autogroup_niceness(niceness)
 

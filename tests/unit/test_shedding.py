@@ -14,10 +14,10 @@ import pytest
 
 from fitness import shedding
 from fitness.errors import Unavailable
-from fitness.shedding import AUTOGROUP_ENABLED, BACKGROUND_NICENESS, low_priority_processes
+from fitness.shedding import BACKGROUND_NICENESS, low_priority_processes
 
 autogroup_on = pytest.mark.skipif(
-    not AUTOGROUP_ENABLED.exists() or AUTOGROUP_ENABLED.read_text().strip() != "1",
+    not shedding.autogroup_enabled(),
     reason="the kernel groups no sessions (autogroup off): nice alone ranks processes",
 )
 
