@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 
 REPORT_INTERVAL_SECONDS = 5.0
 REPORT_BATCH = 100
+SLOT_CLAIM = dt.timedelta(seconds=10)
+"""How long a claimed active-session slot that names no stored session yet stays its start's:
+longer than any start takes to store its session, so only a start that crashed loses it."""
 # Namespace of session ids derived from (user, Idempotency-Key); any fixed UUID would do.
 _KEYED_SESSIONS = uuid.UUID("6f1d0c52-3b7e-4d0a-9a43-2f5e8c1b7d90")
 # Namespace of logged and imported workouts' ids, derived from (user, type, start).
@@ -61,6 +64,17 @@ def session_view(doc: dict[str, Any]) -> dict[str, Any]:
         **{name: doc.get(name) for name in WORKOUT_DETAILS},
         "sets": doc.get("sets", []),
     }
+
+
+def keyed_session_id(user_id: str, idempotency_key: str) -> str:
+    """Return the id of the session a start with ``idempotency_key`` stores (every time)."""
+    return str(uuid.uuid5(_KEYED_SESSIONS, f"{user_id}\n{idempotency_key}"))
+
+
+def _claimed_lately(slot: dict[str, Any]) -> bool:
+    """Tell whether an active-session slot was claimed within ``SLOT_CLAIM``."""
+    claimed_at = slot.get("claimed_at")
+    return claimed_at is not None and utcnow() - as_utc(claimed_at) < SLOT_CLAIM
 
 
 def _counted(doc: dict[str, Any]) -> bool:
@@ -265,7 +279,7 @@ class WorkoutService:
         the session the first one started instead of starting another.
         """
         if idempotency_key:
-            session_id = str(uuid.uuid5(_KEYED_SESSIONS, f"{user_id}\n{idempotency_key}"))
+            session_id = keyed_session_id(user_id, idempotency_key)
             if (earlier := self.store.sessions.find_one({"_id": session_id})) is not None:
                 return session_view(earlier)
         else:
@@ -300,23 +314,36 @@ class WorkoutService:
         """Take the user's one active-session slot, or raise ``SessionAlreadyActive``.
 
         The slot document stays once made: ending a session frees it (``session_id`` None), so
-        every change of hands is a conditional update, never a delete racing an insert.
+        every change of hands is a conditional update, never a delete racing an insert. A free
+        slot, or none yet, is taken in one upsert (the common case: one round trip, not three);
+        a held one refuses the upsert's insert with a duplicate key.
         """
+        claim = {"$set": {"session_id": session_id, "claimed_at": utcnow()}}
         try:
-            self.store.active_sessions.insert_one({"_id": user_id, "session_id": session_id})
+            mongo.update(
+                self.store.active_sessions.find_one_and_update,
+                {"_id": user_id, "session_id": None},
+                claim,
+                upsert=True,
+            )
             return
         except DuplicateKeyError:
             pass
         holder = self.store.active_sessions.find_one({"_id": user_id}) or {}
         held_by = holder.get("session_id")
+        if held_by == session_id:  # this start sent again (its key) after it claimed the slot
+            return
         current = self.store.sessions.find_one({"_id": held_by}) if held_by else None
         if current is not None and current["status"] == "active":
             raise SessionAlreadyActive(current["_id"])
-        # Free, or it outlived its session (a crash between ending it and freeing the slot).
+        if current is None and held_by and _claimed_lately(holder):
+            raise SessionAlreadyActive(held_by)  # its start is storing the session right now
+        # Free, or it outlived its session: a crash between ending it and freeing the slot, or
+        # between claiming the slot and storing the session.
         taken = mongo.update(
             self.store.active_sessions.find_one_and_update,
             {"_id": user_id, "session_id": held_by},
-            {"$set": {"session_id": session_id}},
+            claim,
         )
         if taken is None:
             raise SessionAlreadyActive(self._active_session_id(user_id))

@@ -7,7 +7,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 from fitness import mongo
-from tests.support.client import Api
+from tests.support.client import Api, minutes_ago
 
 PROCESSES = 2
 THREADS = 8
@@ -98,3 +98,24 @@ def test_documents_updated_by_id_in_bulk_lose_no_increment_under_a_race(stack):
     assert [doc["_id"] for doc in found] == ids
     assert {doc["value"] for doc in found} == {rounds}
     assert {doc[mongo.REVISION] for doc in found} == {rounds}
+
+
+def test_one_workout_starts_when_a_user_starts_many_at_once(stack, api):
+    """The user's one active-session slot goes to one request, whether it was never taken
+    (the first workout) or freed by an ended one; the rest get 409 naming the winner."""
+    user_id, token = api.new_user()
+    clients = [Api(stack, i % 2) for i in range(8)]
+
+    def start(client: Api):
+        body = {"user_id": user_id, "workout_type": "rowing", "start_time": minutes_ago(10)}
+        return client.post(f"{client.activity_url}/workouts/start", body, token)
+
+    for _ in range(3):  # the slot made by the race, then taken again once freed (twice)
+        with ThreadPoolExecutor(len(clients)) as pool:
+            answers = list(pool.map(start, clients))
+        codes = sorted(answer.status_code for answer in answers)
+        assert codes == [201] + [409] * (len(clients) - 1)
+        (winner,) = [a.json()["session_id"] for a in answers if a.status_code == 201]
+        refused = [a.json()["error"] for a in answers if a.status_code == 409]
+        assert {e["fields"]["active_session_id"] for e in refused} == {winner}
+        api.end(winner, token)

@@ -7,9 +7,13 @@ import uuid
 
 import pytest
 
+from activity_service.service import SLOT_CLAIM, keyed_session_id
+from fitness import mongo
 from fitness.auth import issue_token
+from fitness.mongo import REVISION
 from fitness.workouts import WORKOUT_METS
 from tests.support.client import minutes_ago
+from tests.support.stack import activity_db
 
 
 def _ago(**delta) -> str:
@@ -88,6 +92,42 @@ def test_it_refuses_a_second_active_session(api):
     assert second.json()["error"]["fields"]["active_session_id"] == first["session_id"]
     api.end(first["session_id"], token)
     api.start(user_id, token, "yoga")
+
+
+def test_a_slot_left_by_a_crashed_start_is_freed_after_its_claim_runs_out(stack, api):
+    """A start killed (or failed with the store) between claiming the user's active slot and
+    storing its session leaves a slot naming no session: other starts wait for it (409) while
+    it may still be stored, the same start sent again takes it, and any start does once
+    ``SLOT_CLAIM`` has passed."""
+    user_id, token = api.new_user()
+    slots = activity_db(stack)["active_sessions"]
+    orphan = str(uuid.uuid4())
+    now = dt.datetime.now(dt.UTC)
+    slots.insert_one({"_id": user_id, "session_id": orphan, "claimed_at": now, REVISION: 1})
+    body = {"user_id": user_id, "workout_type": "yoga", "start_time": minutes_ago(10)}
+
+    waiting = api.post(f"{api.activity_url}/workouts/start", body, token)
+    assert waiting.status_code == 409
+    assert waiting.json()["error"]["fields"]["active_session_id"] == orphan
+
+    key = uuid.uuid4().hex  # the slot's start, sent again: the slot is its own
+    resent = api.post(
+        f"{api.activity_url}/workouts/start", body, token, headers={"Idempotency-Key": key}
+    )
+    assert resent.status_code == 409  # not its slot yet
+    mine = keyed_session_id(user_id, key)
+    mongo.update(slots.update_one, {"_id": user_id}, {"$set": {"session_id": mine}})
+    resent = api.post(
+        f"{api.activity_url}/workouts/start", body, token, headers={"Idempotency-Key": key}
+    )
+    assert (resent.status_code, resent.json()["session_id"]) == (201, mine)
+    api.end(mine, token)
+
+    mongo.update(slots.update_one, {"_id": user_id}, {"$set": {"session_id": orphan}})
+    claimed_at = now - SLOT_CLAIM - dt.timedelta(seconds=1)
+    mongo.update(slots.update_one, {"_id": user_id}, {"$set": {"claimed_at": claimed_at}})
+    started = api.start(user_id, token, "yoga")
+    assert slots.find_one({"_id": user_id})["session_id"] == started["session_id"]
 
 
 def test_it_rejects_end_before_start(api):
