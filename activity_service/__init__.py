@@ -32,6 +32,9 @@ DEFAULTS: dict[str, Any] = {
     # Processes that read an archive's files while its import job runs (0: one per core).
     # They run at the lowest CPU priority, and only while a job runs.
     "IMPORT_JOB_PROCESSES": 0,
+    # Seconds an import job rests between storing two batches of 20 activities (0: none), so its
+    # store work leaves room for other users' requests (docs/benchmarks.md, Imports).
+    "IMPORT_JOB_REST_SECONDS": 0.2,
 }
 
 
@@ -64,7 +67,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         store=store,
         workouts=sessions,
         goals=goals,
-        imports=ImportService(store, sessions, settings["IMPORT_JOB_PROCESSES"]),
+        imports=ImportService(
+            store,
+            sessions,
+            settings["IMPORT_JOB_PROCESSES"],
+            settings["IMPORT_JOB_REST_SECONDS"],
+        ),
         exports=ExportService(store, users),
         user_client=user_client,
     )

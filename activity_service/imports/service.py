@@ -27,7 +27,7 @@ from activity_service.imports.formats import (
     Rejection,
     rejection_views,
 )
-from activity_service.imports.jobs import ImportJobs
+from activity_service.imports.jobs import REST_SECONDS, ImportJobs
 from activity_service.imports.sports import workout_type_of
 from activity_service.imports.upload import display_name, parsing_pool, read_upload_in
 from activity_service.schemas import LogWorkoutBody
@@ -53,11 +53,17 @@ class Outcome:
 class ImportService:
     """Turn uploaded files into workouts."""
 
-    def __init__(self, store: ActivityStore, workouts: WorkoutService, job_processes: int = 0):
+    def __init__(
+        self,
+        store: ActivityStore,
+        workouts: WorkoutService,
+        job_processes: int = 0,
+        job_rest_seconds: float = REST_SECONDS,
+    ):
         self.store = store
         self.workouts = workouts
         self.parsing = parsing_pool()
-        self.jobs = ImportJobs(store, self, job_processes)
+        self.jobs = ImportJobs(store, self, job_processes, job_rest_seconds)
 
     def import_file(
         self, user_id: str, filename: str, upload: IO[bytes], workout_type: str | None

@@ -18,16 +18,22 @@ import psutil
 import pytest
 import requests
 
+from activity_service.imports.jobs import BATCH
 from fitness.imports import MAX_FILE_BYTES
 from tests.support import activity_files as files
 from tests.support.client import TIMEOUT, GatewayApi
 from tests.support.stack import activity_db, gateway_tier, make_replicas, running
 
+# A job rests this long before storing each batch (the default is shorter): long enough that
+# the rests outlast everything else a small job does.
+REST_SECONDS = 1.0
+
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> Iterator:
     replicas = [*make_replicas(2), *gateway_tier(1)]
-    with running(tmp_path_factory.mktemp("import-jobs"), replicas, {}) as started:
+    env = {"FITNESS_IMPORT_JOB_REST_SECONDS": str(REST_SECONDS)}
+    with running(tmp_path_factory.mktemp("import-jobs"), replicas, env) as started:
         yield started
 
 
@@ -171,6 +177,23 @@ def test_unsafe_or_empty_archives_are_refused_or_their_bad_members_rejected(api)
     done = _finished(api, token, queued.json()["import_id"])
     assert (done["imported"], done["rejected"]) == (1, 1), done
     assert "times its packed size" in done["rejections"][0]["reason"]
+
+
+def test_a_job_rests_before_storing_each_batch(stack, api):
+    """Its store work comes in bursts, with room for other users' requests between them: its
+    small files are read at once, so each rest is whole."""
+    user_id, token = api.new_user()
+    batches = 4
+    count = batches * BATCH
+    archive = _zip({f"a/{i}.gpx": files.gpx(_ago(20 + i), 20, hr=False) for i in range(count)})
+    queued = _upload(api, user_id, token, "history.zip", archive)
+    assert queued.status_code == 202, queued.text
+    done = _finished(api, token, queued.json()["import_id"])
+    assert done["imported"] == count, done
+    took = dt.datetime.fromisoformat(done["finished_at"]) - dt.datetime.fromisoformat(
+        done["created_at"]
+    )
+    assert took >= dt.timedelta(seconds=(batches - 1) * REST_SECONDS)
 
 
 def test_a_job_goes_on_elsewhere_when_its_replica_is_killed(stack, api):
