@@ -6,13 +6,14 @@ import builtins
 import datetime as dt
 import logging
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from google.protobuf.json_format import MessageToDict
 from pymongo import ReturnDocument
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from activity_service import schemas, totals
 from activity_service.exceptions import (
@@ -35,8 +36,9 @@ log = logging.getLogger(__name__)
 REPORT_INTERVAL_SECONDS = 5.0
 REPORT_BATCH = 100
 SLOT_CLAIM = dt.timedelta(seconds=10)
-"""How long a claimed active-session slot that names no stored session yet stays its start's:
-longer than any start takes to store its session, so only a start that crashed loses it."""
+"""How long a claimed active-session slot that names no stored session yet stays its start's,
+so only a start that crashed loses it. A start that took over half of it checks that it still
+holds the slot once its session is stored, and withdraws the session if not."""
 # Namespace of session ids derived from (user, Idempotency-Key); any fixed UUID would do.
 _KEYED_SESSIONS = uuid.UUID("6f1d0c52-3b7e-4d0a-9a43-2f5e8c1b7d90")
 # Namespace of logged and imported workouts' ids, derived from (user, type, start).
@@ -285,6 +287,7 @@ class WorkoutService:
         else:
             session_id = str(uuid.uuid4())
         weight_kg, weight_source = self.users.weight_kg(user_id)
+        claimed = time.monotonic()
         self._claim_active_slot(user_id, session_id)
         now = utcnow()
         doc: dict[str, Any] = {
@@ -305,8 +308,10 @@ class WorkoutService:
             # Only a keyed id can collide: the same request won a race with this one.
             return session_view(self.store.sessions.find_one({"_id": session_id}))
         except Exception:
-            self._release_active_slot(user_id, session_id)
+            self._release_unless_stored(user_id, session_id)
             raise
+        if time.monotonic() - claimed > SLOT_CLAIM.total_seconds() / 2:
+            self._confirm_slot(user_id, session_id)
         log.info("workout started", extra={"user.id": user_id, "session.id": session_id})
         return session_view(doc)
 
@@ -331,22 +336,36 @@ class WorkoutService:
             pass
         holder = self.store.active_sessions.find_one({"_id": user_id}) or {}
         held_by = holder.get("session_id")
-        if held_by == session_id:  # this start sent again (its key) after it claimed the slot
-            return
-        current = self.store.sessions.find_one({"_id": held_by}) if held_by else None
-        if current is not None and current["status"] == "active":
-            raise SessionAlreadyActive(current["_id"])
-        if current is None and held_by and _claimed_lately(holder):
-            raise SessionAlreadyActive(held_by)  # its start is storing the session right now
-        # Free, or it outlived its session: a crash between ending it and freeing the slot, or
-        # between claiming the slot and storing the session.
-        taken = mongo.update(
-            self.store.active_sessions.find_one_and_update,
-            {"_id": user_id, "session_id": held_by},
-            claim,
-        )
-        if taken is None:
+        if held_by != session_id:  # not this start sent again (its key) after it claimed it
+            current = self.store.sessions.find_one({"_id": held_by}) if held_by else None
+            if current is not None and current["status"] == "active":
+                raise SessionAlreadyActive(current["_id"])
+            if current is None and held_by and _claimed_lately(holder):
+                raise SessionAlreadyActive(held_by)  # its start is storing the session now
+        # Ours already, free, or it outlived its session: a crash between ending it and freeing
+        # the slot, or between claiming the slot and storing the session. Taken only as read
+        # (its revision): of a resend and a takeover at once, one wins.
+        seen = {"_id": user_id, "session_id": held_by, mongo.REVISION: holder.get(mongo.REVISION)}
+        if mongo.update(self.store.active_sessions.find_one_and_update, seen, claim) is None:
             raise SessionAlreadyActive(self._active_session_id(user_id))
+
+    def _confirm_slot(self, user_id: str, session_id: str) -> None:
+        """Undo a start that took long enough for its claim to be taken over, if it was.
+
+        Another start took the slot over as left by a crash; that one stands.
+        """
+        if (holder := self._active_session_id(user_id)) != session_id:
+            self.store.sessions.delete_one({"_id": session_id, "status": "active"})
+            raise SessionAlreadyActive(holder)
+
+    def _release_unless_stored(self, user_id: str, session_id: str) -> None:
+        """Free the slot of a start whose insert failed, unless the store applied it after all
+        (an answer lost to a timeout). If the store can't say, the claim runs out instead."""
+        try:
+            if self.store.sessions.find_one({"_id": session_id}) is None:
+                self._release_active_slot(user_id, session_id)
+        except PyMongoError as exc:
+            log.warning("slot of %s left to run out: %s", session_id, exc)
 
     def _release_active_slot(self, user_id: str, session_id: str) -> None:
         mongo.update(

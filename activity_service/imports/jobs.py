@@ -65,6 +65,7 @@ separate from other users' requests. Resting between bursts took other users' re
 an import from 2.1x to 1.6x their idle p99 (median of 14 runs each), for 64 instead of 79
 activities/s with 10-minute files; 30-minute files, whose tail is not mostly the store's, came
 about a tenth slower (docs/benchmarks.md, Imports)."""
+MAX_REST_SECONDS = LEASE.total_seconds() / 3  # the lease is renewed once a batch
 POLL_SECONDS = 1.0
 MAX_ATTEMPTS = 5  # claims of one job before it is given up as failed
 CHUNK_BYTES = 4 * 2**20  # the archive is stored in documents this large
@@ -81,6 +82,8 @@ class ImportJobs:
         processes: int = 0,
         rest_seconds: float = REST_SECONDS,
     ):
+        if not 0 <= rest_seconds <= MAX_REST_SECONDS:
+            raise ValueError(f"the rest between stores must be 0 to {MAX_REST_SECONDS:g} s")
         self.store = store
         self.imports = imports
         self.rest_seconds = rest_seconds

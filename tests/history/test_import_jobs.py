@@ -24,7 +24,7 @@ from tests.support import activity_files as files
 from tests.support.client import TIMEOUT, GatewayApi
 from tests.support.stack import activity_db, gateway_tier, make_replicas, running
 
-# A job rests this long before storing each batch (the default is shorter): long enough that
+# A job rests this long between storing two batches (the default is shorter): long enough that
 # the rests outlast everything else a small job does.
 REST_SECONDS = 1.0
 
@@ -179,11 +179,11 @@ def test_unsafe_or_empty_archives_are_refused_or_their_bad_members_rejected(api)
     assert "times its packed size" in done["rejections"][0]["reason"]
 
 
-def test_a_job_rests_before_storing_each_batch(stack, api):
+def test_a_job_rests_between_storing_two_batches(stack, api):
     """Its store work comes in bursts, with room for other users' requests between them: its
     small files are read at once, so each rest is whole."""
     user_id, token = api.new_user()
-    batches = 4
+    batches = 6
     count = batches * BATCH
     archive = _zip({f"a/{i}.gpx": files.gpx(_ago(20 + i), 20, hr=False) for i in range(count)})
     queued = _upload(api, user_id, token, "history.zip", archive)
