@@ -62,7 +62,7 @@ REST_SECONDS = 0.2
 wait for the next batch's reading already took. Storing a batch of 20 is a burst of about
 150 ms of normal-priority work in the store and both services, which no process priority can
 separate from other users' requests. Resting between bursts took other users' read p99 during
-an import from 2.1x to 1.6x their idle p99 (median of 14 runs each), for 64 instead of 79
+an import from 2.1x to 1.6x their idle p99 (median of 16 runs each), for 64 instead of 79
 activities/s with 10-minute files; 30-minute files, whose tail is not mostly the store's, came
 about a tenth slower (docs/benchmarks.md, Imports)."""
 MAX_REST_SECONDS = LEASE.total_seconds() / 3  # the lease is renewed once a batch
