@@ -58,13 +58,10 @@ log = logging.getLogger(__name__)
 LEASE = dt.timedelta(seconds=30)
 BATCH = 20  # members read between two progress records
 REST_SECONDS = 0.2
-"""How long a job waits between storing one batch and storing the next, whatever part of it the
-wait for the next batch's reading already took. Storing a batch of 20 is a burst of about
-150 ms of normal-priority work in the store and both services, which no process priority can
-separate from other users' requests. Resting between bursts took other users' read p99 during
-an import from 2.1x to 1.6x their idle p99 (median of 16 runs each), for 64 instead of 79
-activities/s with 10-minute files; 30-minute files, whose tail is not mostly the store's, came
-about a tenth slower (docs/benchmarks.md, Imports)."""
+"""How long a job waits between storing one batch and storing the next (the wait for the next
+batch's reading counts). Storing a batch is a burst of normal-priority work in the store and
+both services that no process priority can separate from other users' requests; the rests
+leave those requests room. The figures, and what it costs: docs/benchmarks.md, Imports."""
 MAX_REST_SECONDS = LEASE.total_seconds() / 3  # the lease is renewed once a batch
 POLL_SECONDS = 1.0
 MAX_ATTEMPTS = 5  # claims of one job before it is given up as failed
